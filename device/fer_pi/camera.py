@@ -1,0 +1,235 @@
+"""Frame sources behind one interface: OpenCV camera, Pi camera, video file, image folder.
+
+picamera2 is imported only inside PiCamera.open(): the package probes devices at
+import time, which breaks anything that merely imports this module off a Pi.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from fer_pi.schema import Frame
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+
+
+class SourceError(Exception):
+    """A source that cannot be opened; the message names the device or file."""
+
+
+class FrameSource(Protocol):
+    name: str
+    corrupt_frames: int
+
+    def open(self) -> None: ...
+    def read(self) -> Frame | None:
+        """The next frame; None at the end of a finite source. Raises SourceError on loss."""
+    def close(self) -> None: ...
+
+
+class OpenCVCamera:
+    """A V4L2/USB camera through OpenCV."""
+
+    def __init__(self, index: int, width: int = 640, height: int = 480, fps: int = 30):
+        self.index, self.width, self.height, self.fps = index, width, height, fps
+        self.name = f"camera {index}"
+        self.cap: cv2.VideoCapture | None = None
+        self.count = 0
+        self.corrupt_frames = 0
+
+    def open(self) -> None:
+        cap = cv2.VideoCapture(self.index, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else None
+        if cap is None or not cap.isOpened():
+            cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            raise SourceError(f"cannot open camera {self.index} (/dev/video{self.index}); "
+                              "for the Pi camera use --camera picam")
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        cap.set(cv2.CAP_PROP_FPS, self.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a backlog
+        self.cap = cap
+
+    def read(self) -> Frame | None:
+        if self.cap is None:
+            raise SourceError(f"{self.name} is not open")
+        ok, image = self.cap.read()
+        if not ok or image is None:
+            raise SourceError(f"{self.name}: no frame (unplugged?)")
+        frame = Frame(self.count, time.time(), image, self.name)
+        self.count += 1
+        return frame
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+class PiCamera:
+    """The Pi camera through picamera2 (apt: python3-picamera2): RGB main stream, newest frame."""
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 30):
+        self.width, self.height, self.fps = width, height, fps
+        self.name = "picam"
+        self.cam = None
+        self.count = 0
+        self.corrupt_frames = 0
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2  # noqa: PLC0415 - lazy on purpose
+        except ImportError:
+            raise SourceError("picamera2 is not installed: sudo apt install python3-picamera2 "
+                              "and create the venv with --system-site-packages") from None
+        try:
+            cam = Picamera2()
+            # BGR888 in libcamera's naming is laid out B,G,R... per pixel as OpenCV wants
+            config = cam.create_video_configuration(
+                main={"size": (self.width, self.height), "format": "RGB888"},
+                controls={"FrameRate": float(self.fps)}, buffer_count=2,
+            )
+            cam.configure(config)
+            cam.start()
+        except Exception as exc:  # picamera2 raises plain RuntimeError/IndexError on no camera
+            raise SourceError(f"cannot open the Pi camera: {exc}") from None
+        self.cam = cam
+
+    def read(self) -> Frame | None:
+        if self.cam is None:
+            raise SourceError("picam is not open")
+        try:
+            image = self.cam.capture_array("main")
+        except Exception as exc:
+            raise SourceError(f"picam: capture failed: {exc}") from None
+        frame = Frame(self.count, time.time(), np.ascontiguousarray(image[:, :, :3]), self.name)
+        self.count += 1
+        return frame
+
+    def close(self) -> None:
+        if self.cam is not None:
+            try:
+                self.cam.stop()
+                self.cam.close()
+            finally:
+                self.cam = None
+
+
+class VideoFile:
+    """A recorded clip; timestamps are positions in the clip, so replays are deterministic."""
+
+    def __init__(self, path: Path, loop: bool = False):
+        self.path, self.loop = Path(path), loop
+        self.name = str(path)
+        self.cap: cv2.VideoCapture | None = None
+        self.count = 0
+        self.fps = 30.0
+        self.corrupt_frames = 0
+        self._offset = 0.0
+
+    def open(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(f"video not found: {self.path}")
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise SourceError(f"cannot read video: {self.path} (not a video OpenCV can decode)")
+        ok, first = cap.read()
+        if not ok or first is None:
+            cap.release()
+            raise SourceError(f"video has no readable frames: {self.path}")
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 1 <= fps <= 1000 else 30.0
+        self.cap = cap
+        self._in_clip = 0
+
+    def read(self) -> Frame | None:
+        if self.cap is None:
+            raise SourceError(f"{self.name} is not open")
+        for _ in range(2):
+            ok, image = self.cap.read()
+            if ok and image is not None and image.size:
+                ts = self._offset + self._in_clip / self.fps
+                frame = Frame(self.count, ts, image, self.name)
+                self.count += 1
+                self._in_clip += 1
+                return frame
+            if not self.loop or self._in_clip == 0:
+                return None
+            self._offset += self._in_clip / self.fps
+            self._in_clip = 0
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        return None
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+class ImageFolder:
+    """Every image in a folder, in name order; unreadable files are skipped and counted."""
+
+    def __init__(self, path: Path, loop: bool = False, fps: float = 1.0):
+        self.path, self.loop, self.fps = Path(path), loop, fps
+        self.name = str(path)
+        self.files: list[Path] = []
+        self.count = 0
+        self._pos = 0
+        self.corrupt_frames = 0
+
+    def open(self) -> None:
+        if not self.path.is_dir():
+            raise SourceError(f"image folder not found: {self.path}")
+        self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise SourceError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.path}")
+
+    def read(self) -> Frame | None:
+        n = len(self.files)
+        for _ in range(n):  # at most one pass over unreadable files per frame
+            if self._pos >= n:
+                if not self.loop:
+                    return None
+                self._pos = 0
+            file = self.files[self._pos]
+            self._pos += 1
+            image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+            if image is None or image.size == 0:
+                log.warning("skipping unreadable image %s", file)
+                self.corrupt_frames += 1
+                continue
+            if image.dtype != np.uint8:
+                image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
+            frame = Frame(self.count, self.count / self.fps, image, str(file))
+            self.count += 1
+            return frame
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(camera: str = "", video: str = "", images: str = "", loop: bool = False,
+                width: int = 640, height: int = 480, fps: int = 30) -> FrameSource:
+    """The source the settings name, opened; logs which one it picked."""
+    if video:
+        src: FrameSource = VideoFile(Path(video), loop=loop)
+    elif images:
+        src = ImageFolder(Path(images), loop=loop)
+    elif camera == "picam":
+        src = PiCamera(width, height, fps)
+    elif camera != "":
+        src = OpenCVCamera(int(camera), width, height, fps)
+    else:
+        raise SourceError("no source: give --camera N, --camera picam, --video PATH or --images DIR")
+    src.open()
+    log.info("source: %s", src.name)
+    return src

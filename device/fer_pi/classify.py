@@ -1,0 +1,97 @@
+"""One classifier: hides which TFLite runtime is installed and the int8 (de)quantization."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fer_pi.modelfile import ModelError, ModelInfo, read_model_info
+from fer_pi.schema import Prediction
+
+log = logging.getLogger(__name__)
+
+
+def load_interpreter_class(prefer: str | None = None):
+    """ai-edge-litert, else tflite_runtime (Bookworm, numpy<2), else tensorflow.lite."""
+    candidates = [
+        ("ai_edge_litert", "ai_edge_litert.interpreter"),
+        ("tflite_runtime", "tflite_runtime.interpreter"),
+        ("tensorflow", "tensorflow.lite.python.interpreter"),
+    ]
+    if prefer:
+        candidates = [c for c in candidates if c[0] == prefer]
+    errors = []
+    for name, module in candidates:
+        try:
+            mod = __import__(module, fromlist=["Interpreter"])
+            return name, mod.Interpreter
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+    raise ModelError("no TFLite runtime: pip install ai-edge-litert (" + "; ".join(errors) + ")")
+
+
+class Classifier:
+    """Classifies 48×48-style grayscale face crops with an int8 (or float) TFLite model.
+
+    The interpreter is built once; faces are run one at a time through the same
+    allocated tensors, so many faces cost no re-allocation.
+    """
+
+    def __init__(self, model: Path, threads: int = 2, runtime: str | None = None):
+        self.info: ModelInfo = read_model_info(model)
+        self.runtime, interpreter_cls = load_interpreter_class(runtime)
+        if model.stat().st_size == 0:
+            raise ModelError(f"model file is empty: {model}")
+        try:
+            self.interpreter = interpreter_cls(model_path=str(model), num_threads=max(1, threads))
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"not a valid TFLite model: {model} ({first})") from None
+        self.threads = threads
+        inp = self.interpreter.get_input_details()
+        out = self.interpreter.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise ModelError(f"model must have one input and one output: {model}")
+        self._in, self._out = inp[0], out[0]
+        shape = tuple(int(s) for s in self._in["shape"])
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 1:
+            raise ModelError(f"model input must be one grayscale image (1, H, W, 1), got "
+                             f"{shape}: {model}")
+        self.input_size = (shape[2], shape[1])  # (w, h) for cv2.resize
+        n_out = int(np.prod(self._out["shape"]))
+        if n_out != len(self.info.labels):
+            raise ModelError(f"model has {n_out} outputs but {len(self.info.labels)} labels: {model}")
+        self._in_dtype = self._in["dtype"]
+        self._in_scale, self._in_zp = self._in["quantization"]
+        self._out_scale, self._out_zp = self._out["quantization"]
+        self._buf = np.zeros(shape, dtype=self._in_dtype)
+        log.info("model %s: %s, input %s %s, runtime %s, %d thread(s)", self.info.name, model,
+                 shape, np.dtype(self._in_dtype).name, self.runtime, threads)
+
+    def quantize(self, crop: np.ndarray) -> np.ndarray:
+        """uint8 pixels → the model's input tensor values, from its own quantization."""
+        x = crop.astype(np.float32) * self.info.norm_scale + self.info.norm_offset
+        if np.issubdtype(self._in_dtype, np.integer) and self._in_scale:
+            info = np.iinfo(self._in_dtype)
+            x = np.clip(np.round(x / self._in_scale + self._in_zp), info.min, info.max)
+        return x.astype(self._in_dtype)
+
+    def probabilities(self, crop: np.ndarray) -> np.ndarray:
+        self._buf[0, :, :, 0] = self.quantize(crop)
+        self.interpreter.set_tensor(self._in["index"], self._buf)
+        self.interpreter.invoke()
+        raw = self.interpreter.get_tensor(self._out["index"]).reshape(-1)
+        probs = raw.astype(np.float32)
+        if np.issubdtype(raw.dtype, np.integer) and self._out_scale:
+            probs = (probs - self._out_zp) * self._out_scale
+        probs = np.clip(probs, 0.0, None)
+        total = float(probs.sum())
+        return probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
+
+    def classify(self, crops: Sequence[np.ndarray]) -> list[Prediction]:
+        return [Prediction(tuple(float(p) for p in self.probabilities(c)), self.info.labels)
+                for c in crops]

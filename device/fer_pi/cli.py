@@ -1,0 +1,228 @@
+"""fer-pi: the command line. Builds the stages from the validated config and runs them.
+
+Exit codes: 0 done (source ended, q/Esc, SIGINT/SIGTERM); 1 unexpected error;
+2 bad command line or config; 3 source cannot be opened; 4 model unusable;
+5 output cannot be written; 6 display cannot be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from fer_pi import __version__
+from fer_pi import config as cfgmod
+from fer_pi.camera import SourceError
+from fer_pi.detect import DetectorError
+from fer_pi.modelfile import ModelError
+from fer_pi.output import OutputError
+
+log = logging.getLogger("fer_pi")
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_MODEL, EXIT_OUTPUT, EXIT_DISPLAY = range(7)
+
+EPILOG = """\
+exit codes:
+  0  finished: the source ended, q/Esc pressed, or SIGINT/SIGTERM received
+  1  unexpected error
+  2  bad command line or configuration (the message names the key)
+  3  the camera, video or image folder cannot be opened
+  4  the model is missing, corrupt or not a 48x48 grayscale 7-class model
+  5  the output file cannot be written
+  6  the display cannot be opened (use --headless)
+
+examples:
+  fer-pi --demo                          a generated clip, windowed or headless
+  fer-pi --camera 0                      USB webcam, fullscreen board
+  fer-pi --camera picam --windowed       Pi camera in a window
+  fer-pi --video clip.mp4 --headless --output results.jsonl
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fer-pi",
+        description="Live facial-emotion board: camera -> Haar faces -> int8 TFLite CNN -> "
+        "fullscreen pygame board. Settings come from defaults, then --config, then options.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"fer-pi {__version__}")
+    p.add_argument("--config", metavar="FILE", help="TOML settings file (sections as in "
+                   "--print-config)")
+    p.add_argument("--print-config", action="store_true", help="print the effective settings "
+                   "as TOML and exit")
+    p.add_argument("--check-config", action="store_true", help="validate the settings and the "
+                   "model, print OK and exit")
+    p.add_argument("--demo", action="store_true", help="run on a generated clip (needs "
+                   "scikit-image): in a window when a display exists, headless otherwise")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    cfgmod.add_arguments(p)
+    return p
+
+
+def resolve_config(args: argparse.Namespace) -> cfgmod.Config:
+    cfg = cfgmod.load_file(args.config) if args.config else cfgmod.Config()
+    return cfgmod.from_dict(cfgmod.overrides_from_args(args), base=cfg)
+
+
+def demo_config(cfg: cfgmod.Config) -> cfgmod.Config:
+    """Point the source at a generated clip; headless with a summary when there is no screen."""
+    from dataclasses import replace
+
+    from fer_pi.display import has_display
+    from fer_pi.synth import demo_clip
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-pi"
+    cache.mkdir(parents=True, exist_ok=True)
+    clip = cache / "demo.avi"
+    if not clip.is_file():
+        demo_clip(clip)
+    headless = cfg.output.headless or not has_display()
+    source = replace(cfg.source, video=str(clip), camera="", images="", loop=not headless)
+    output = replace(cfg.output, headless=headless)
+    board = replace(cfg.board, fullscreen=False) if not headless else cfg.board
+    return replace(cfg, source=source, output=output, board=board)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = resolve_config(args)
+        if args.demo:
+            cfg = demo_config(cfg)
+    except cfgmod.ConfigError as exc:
+        print(f"fer-pi: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except RuntimeError as exc:  # demo without scikit-image
+        print(f"fer-pi: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.print_config:
+        print(cfgmod.to_toml(cfg))
+        return EXIT_OK
+    try:
+        return run_app(cfg, check_only=args.check_config, demo=args.demo)
+    except ModelError as exc:
+        print(f"fer-pi: model error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except SourceError as exc:
+        print(f"fer-pi: source error: {exc}", file=sys.stderr)
+        return EXIT_SOURCE
+    except OutputError as exc:
+        print(f"fer-pi: output error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
+    except DetectorError as exc:
+        print(f"fer-pi: detector error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) -> int:
+    from fer_pi.camera import open_source
+    from fer_pi.classify import Classifier
+    from fer_pi.detect import HaarDetector
+    from fer_pi.modelfile import resolve_model
+    from fer_pi.output import ResultWriter
+    from fer_pi.pipeline import Pipeline, run
+
+    model_path = resolve_model(cfg.model.path)
+    classifier = Classifier(model_path, threads=cfg.model.threads)
+    d = cfg.detect
+    detector = HaarDetector(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces,
+                            d.detect_width)
+    if check_only:
+        print(f"config OK; model {classifier.info.name} ({model_path}), runtime "
+              f"{classifier.runtime}")
+        return EXIT_OK
+    if not (cfg.source.camera or cfg.source.video or cfg.source.images):
+        print("fer-pi: config error: no source: give --camera N, --camera picam, --video PATH, "
+              "--images DIR or --demo", file=sys.stderr)
+        return EXIT_CONFIG
+
+    writer = ResultWriter(cfg.output.path, classifier.info.labels) if cfg.output.path else None
+    sinks = [writer.write] if writer else []
+    source = open_source(cfg.source.camera, cfg.source.video, cfg.source.images,
+                         cfg.source.loop, cfg.source.width, cfg.source.height, cfg.source.fps)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    display = None
+    if not cfg.output.headless:
+        from fer_pi.display import DisplayError, PygameDisplay
+
+        b = cfg.board
+        display = PygameDisplay(classifier.info.labels, b.fullscreen,
+                                (b.window_width, b.window_height), b.overlay,
+                                cfg.detect.max_faces, b.max_fps)
+        try:
+            display.open()
+        except DisplayError as exc:
+            source.close()
+            print(f"fer-pi: display error: {exc}", file=sys.stderr)
+            return EXIT_DISPLAY
+    if cfg.output.save_frames:
+        sinks.append(_frame_saver(Path(cfg.output.save_frames), classifier.info.labels))
+    if demo and cfg.output.headless:
+        sinks.append(_demo_printer())
+
+    pipeline = Pipeline(detector, classifier, cfg.detect.margin)
+    try:
+        stats = run(source, pipeline, sinks, display.show if display else None, stop,
+                    cfg.output.max_frames)
+    finally:
+        source.close()
+        if writer:
+            writer.close()
+        if display:
+            display.close()
+    ms = stats.mean_ms()
+    print(f"fer-pi: {stats.frames} frames, {stats.faces} faces, "
+          f"{1000.0 / ms['total'] if ms.get('total') else 0:.1f} FPS "
+          f"(detect {ms.get('detect', 0):.1f} ms, infer {ms.get('infer', 0):.2f} ms per frame)"
+          + (f"; results in {writer.path}" if writer else ""), file=sys.stderr)
+    return EXIT_OK
+
+
+def _frame_saver(folder: Path, labels: tuple[str, ...]):
+    """Annotated PNGs, drawn by the same board code, off-screen."""
+    import pygame
+
+    from fer_pi.board import Board, BoardStats
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {folder}: {exc.strerror}") from None
+    board = Board(labels)
+    surface = pygame.Surface((1280, 720))
+
+    def save(result) -> None:
+        board.draw(surface, result, BoardStats(), overlay=False)
+        pygame.image.save(surface, str(folder / f"frame_{result.frame.index:06d}.png"))
+
+    return save
+
+
+def _demo_printer():
+    """Headless demo: a line a second of clip time, so a person sees it working."""
+    def show(result) -> None:
+        if result.frame.index % 30 == 0:
+            faces = ", ".join(f"{f.prediction.label} {f.prediction.confidence:.0%}"
+                              for f in result.faces) or "no face"
+            print(f"frame {result.frame.index:4d}  t={result.frame.timestamp:5.2f}s  {faces}",
+                  flush=True)
+    return show
+
+
+if __name__ == "__main__":
+    sys.exit(main())

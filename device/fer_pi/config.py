@@ -1,0 +1,221 @@
+"""Settings: one declaration per key gives the default, type, bounds, help and CLI flag.
+
+The TOML file, the command line, ``--help``, ``--print-config`` and the README's
+table all come from the dataclasses below. Unknown keys, wrong types and
+out-of-range values are refused with the key's name before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names the key."""
+
+
+def setting(default: Any, help: str, lo: float | None = None, hi: float | None = None,
+            choices: tuple | None = None, flag: str | None = None, flag_value: Any = None):
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "flag": flag,
+            "flag_value": flag_value}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    camera: str = setting("", "camera: a V4L2/USB index (0, 1, ...) or 'picam' for the Pi "
+                          "camera", flag="--camera")
+    video: str = setting("", "a recorded video file instead of a camera", flag="--video")
+    images: str = setting("", "a folder of images instead of a camera", flag="--images")
+    loop: bool = setting(False, "replay the video or images forever", flag="--loop",
+                         flag_value=True)
+    width: int = setting(640, "capture width in pixels", 64, 4096, flag="--width")
+    height: int = setting(480, "capture height in pixels", 48, 4096, flag="--height")
+    fps: int = setting(30, "requested camera frame rate", 1, 120, flag="--fps")
+    reconnect_max_s: float = setting(10.0, "longest wait between camera reopen attempts, s",
+                                     0.1, 600)
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    scale_factor: float = setting(1.1, "Haar scale step between pyramid levels", 1.01, 2.0,
+                                  flag="--scale-factor")
+    min_neighbors: int = setting(5, "Haar neighbours needed to keep a face (higher: fewer "
+                                 "false faces)", 0, 50, flag="--min-neighbors")
+    min_size: int = setting(48, "smallest face, in frame pixels", 16, 4096, flag="--min-size")
+    max_faces: int = setting(8, "most faces classified and shown per frame (largest first)",
+                             1, 64, flag="--max-faces")
+    detect_width: int = setting(320, "detect on a copy scaled down to this width (0: full "
+                                "size); the crops still come from the full frame", 0, 4096,
+                                flag="--detect-width")
+    margin: float = setting(0.1, "crop margin around the face box, fraction of its size",
+                            0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = setting("default", "a shipped model's name (default, seed) or a .tflite path",
+                        flag="--model")
+    threads: int = setting(2, "TFLite interpreter threads", 1, 16, flag="--threads")
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    fullscreen: bool = setting(True, "fullscreen board (false: a window)", flag="--windowed",
+                               flag_value=False)
+    window_width: int = setting(1280, "window width when not fullscreen", 320, 7680)
+    window_height: int = setting(720, "window height when not fullscreen", 240, 4320)
+    overlay: bool = setting(True, "show the FPS/latency overlay (key d toggles)",
+                            flag="--no-overlay", flag_value=False)
+    max_fps: int = setting(60, "cap on board redraws per second", 1, 240)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    headless: bool = setting(False, "no screen: run the pipeline and write results only",
+                             flag="--headless", flag_value=True)
+    path: str = setting("", "per-frame, per-face results: .jsonl or .csv", flag="--output")
+    max_frames: int = setting(0, "stop after this many frames (0: run until the source ends)",
+                              0, 10**9, flag="--max-frames")
+    save_frames: str = setting("", "also write each annotated frame as PNG into this folder",
+                               flag="--save-frames")
+
+
+SECTIONS = {"source": SourceConfig, "detect": DetectConfig, "model": ModelConfig,
+            "board": BoardConfig, "output": OutputConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    board: BoardConfig = field(default_factory=BoardConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+def _check(key: str, f, value: Any) -> Any:
+    typ = f.type if isinstance(f.type, type) else {"str": str, "int": int, "float": float,
+                                                   "bool": bool}[f.type]
+    meta = f.metadata
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        value = float(value)
+    elif typ is str and not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and not (lo <= value <= hi):
+        raise ConfigError(f"{key} = {value!r} is out of range ({lo} .. {hi})")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{key} = {value!r} is not one of {', '.join(map(str, meta['choices']))}")
+    return value
+
+
+def from_dict(data: dict, base: Config | None = None) -> Config:
+    """Validate a nested {section: {key: value}} mapping on top of ``base`` (defaults)."""
+    cfg = base or Config()
+    if not isinstance(data, dict):
+        raise ConfigError("config must be a table of sections")
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section [{section}]; known: {', '.join(SECTIONS)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        known = {f.name: f for f in fields(SECTIONS[section])}
+        updates = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown key {section}.{key}; known: {', '.join(known)}")
+            updates[key] = _check(f"{section}.{key}", known[key], value)
+        cfg = replace(cfg, **{section: replace(getattr(cfg, section), **updates)})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Rules that span keys."""
+    chosen = [k for k in ("camera", "video", "images") if getattr(cfg.source, k)]
+    if len(chosen) > 1:
+        raise ConfigError(f"source: give one of camera, video, images, not {', '.join(chosen)}")
+    cam = cfg.source.camera
+    if cam and cam != "picam" and not cam.isdigit():
+        raise ConfigError(f"source.camera = {cam!r}: use an index (0, 1, ...) or 'picam'")
+    out = cfg.output.path
+    if out and Path(out).suffix.lower() not in (".jsonl", ".csv"):
+        raise ConfigError(f"output.path = {out!r}: must end in .jsonl or .csv")
+
+
+def load_file(path: str | Path, base: Config | None = None) -> Config:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file unreadable: {path} ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file is not valid TOML: {path} ({exc})") from None
+    try:
+        return from_dict(data, base)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per setting that has a flag; help shows the default and bounds."""
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"[{section}] settings")
+        for f in fields(cls):
+            meta = f.metadata
+            if not meta.get("flag"):
+                continue
+            dest = f"{section}.{f.name}"
+            text = meta["help"]
+            if meta.get("lo") is not None:
+                text += f" ({meta['lo']}..{meta['hi']})"
+            if meta.get("flag_value") is not None:
+                group.add_argument(meta["flag"], dest=dest, action="store_const",
+                                   const=meta["flag_value"], default=None, help=text)
+            else:
+                typ = f.type if isinstance(f.type, type) else eval(f.type)  # noqa: S307
+                shown = f.default if f.default is not MISSING else ""
+                group.add_argument(meta["flag"], dest=dest, type=typ, default=None,
+                                   metavar=f.name.upper(), help=f"{text} [default: {shown!r}]")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    data: dict = {}
+    for dest, value in vars(args).items():
+        if "." in dest and value is not None:
+            section, key = dest.split(".", 1)
+            data.setdefault(section, {})[key] = value
+    return data
+
+
+def to_toml(cfg: Config) -> str:
+    """The effective configuration as TOML that load_file reads back unchanged."""
+    lines = []
+    for section in SECTIONS:
+        lines.append(f"[{section}]")
+        for f in fields(SECTIONS[section]):
+            value = getattr(getattr(cfg, section), f.name)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, str):
+                text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                text = repr(value)
+            lines.append(f"{f.name} = {text}  # {f.metadata['help']}")
+        lines.append("")
+    return "\n".join(lines)

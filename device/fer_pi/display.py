@@ -1,0 +1,89 @@
+"""The board's window: fullscreen or windowed, keys, frame pacing."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pygame
+
+from fer_pi.board import Board, BoardStats
+from fer_pi.pipeline import RunStats
+from fer_pi.schema import FrameResult
+
+log = logging.getLogger(__name__)
+
+
+class DisplayError(Exception):
+    pass
+
+
+def has_display() -> bool:
+    """A desktop session, or an SDL driver chosen on purpose (kmsdrm on a Pi console)."""
+    driver = os.environ.get("SDL_VIDEODRIVER", "")
+    if driver and driver not in ("dummy", "offscreen"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class PygameDisplay:
+    """Esc or q quits, f toggles fullscreen, d toggles the overlay."""
+
+    def __init__(self, labels: tuple[str, ...], fullscreen: bool = True,
+                 window_size: tuple[int, int] = (1280, 720), overlay: bool = True,
+                 max_cards: int = 8, max_fps: int = 60):
+        self.board = Board(labels, max_cards)
+        self.fullscreen, self.window_size, self.overlay = fullscreen, window_size, overlay
+        self.max_fps = max_fps
+        self.surface: pygame.Surface | None = None
+        self.clock = None
+        self.status = ""
+
+    def open(self) -> None:
+        try:
+            pygame.display.init()
+            pygame.font.init()
+            self._set_mode()
+        except pygame.error as exc:
+            raise DisplayError(f"cannot open the display ({exc}); use --headless, or set "
+                               "SDL_VIDEODRIVER=kmsdrm on a Pi console") from None
+        pygame.display.set_caption("fer-pi")
+        pygame.mouse.set_visible(not self.fullscreen)
+        self.clock = pygame.time.Clock()
+
+    def _set_mode(self) -> None:
+        if self.fullscreen:
+            self.surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+        else:
+            self.surface = pygame.display.set_mode(self.window_size, pygame.RESIZABLE)
+
+    def handle_events(self) -> bool:
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                return False
+            if event.type == pygame.KEYDOWN:
+                if event.key in (pygame.K_ESCAPE, pygame.K_q):
+                    return False
+                if event.key == pygame.K_f:
+                    self.fullscreen = not self.fullscreen
+                    self._set_mode()
+                    pygame.mouse.set_visible(not self.fullscreen)
+                if event.key == pygame.K_d:
+                    self.overlay = not self.overlay
+        return True
+
+    def show(self, result: FrameResult | None, stats: RunStats) -> bool:
+        if self.surface is None:
+            self.open()
+        if not self.handle_events():
+            return False
+        shown = BoardStats(stats.fps, {k: v for k, v in stats.mean_ms().items()
+                                       if k in ("detect", "infer", "draw", "total")},
+                           self.status)
+        self.board.draw(self.surface, result, shown, self.overlay)
+        pygame.display.flip()
+        self.clock.tick(self.max_fps)
+        return True
+
+    def close(self) -> None:
+        pygame.display.quit()

@@ -1,0 +1,86 @@
+"""Find a model by name or path and read the metadata JSON that travels beside it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from fer_pi.labels import LABELS
+
+DEFAULT_MODEL = "seed"
+METADATA_FORMAT = "fer-pi-model/1"
+
+
+class ModelError(Exception):
+    """A model that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the device needs to know about a model, all of it read from its files."""
+
+    path: Path
+    name: str
+    labels: tuple[str, ...]
+    # float input = pixel (0..255) * norm_scale + norm_offset, before int8 quantization
+    norm_scale: float
+    norm_offset: float
+    metadata: dict
+
+
+def models_dir() -> Path:
+    return Path(str(resources.files("fer_pi.models")))
+
+
+def shipped_models() -> dict[str, Path]:
+    """Name → path for every shipped ``fer_<name>_int8.tflite``."""
+    found = {}
+    for p in sorted(models_dir().glob("fer_*_int8.tflite")):
+        found[p.name[len("fer_"):-len("_int8.tflite")]] = p
+    return found
+
+
+def resolve_model(spec: str | None) -> Path:
+    """A shipped model's name (``seed``, ``default``) or a path to a .tflite file."""
+    spec = spec or "default"
+    if spec == "default":
+        spec = DEFAULT_MODEL
+    shipped = shipped_models()
+    if spec in shipped:
+        return shipped[spec]
+    path = Path(spec).expanduser()
+    if path.suffix != ".tflite" and not path.exists():
+        names = ", ".join(shipped) or "none"
+        raise ModelError(f"unknown model {spec!r}: not a shipped model ({names}) nor a file")
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    return path
+
+
+def metadata_path(model: Path) -> Path:
+    return model.with_suffix(".json")
+
+
+def read_model_info(model: Path) -> ModelInfo:
+    """Labels and normalization from the metadata JSON; defaults when a user's model has none."""
+    meta_file = metadata_path(model)
+    meta: dict = {}
+    if meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"model metadata unreadable: {meta_file} ({exc})") from None
+        if not isinstance(meta, dict):
+            raise ModelError(f"model metadata is not a JSON object: {meta_file}")
+    labels = tuple(meta.get("labels", LABELS))
+    if not labels or not all(isinstance(x, str) for x in labels):
+        raise ModelError(f"model metadata: 'labels' must be a list of names: {meta_file}")
+    norm = meta.get("input", {}).get("normalization", {})
+    try:
+        scale = float(norm.get("scale", 1.0))
+        offset = float(norm.get("offset", 0.0))
+    except (TypeError, ValueError):
+        raise ModelError(f"model metadata: bad input.normalization in {meta_file}") from None
+    return ModelInfo(model, str(meta.get("name", model.stem)), labels, scale, offset, meta)

@@ -1,0 +1,79 @@
+"""Typed, frozen records passed between the pipeline's stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured picture. ``image`` is BGR uint8 (H, W, 3), as OpenCV gives it."""
+
+    index: int
+    timestamp: float  # seconds: capture time for cameras, position for files
+    image: np.ndarray = field(repr=False)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face in frame pixel coordinates."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.x + self.w / 2.0, self.y + self.h / 2.0)
+
+    def iou(self, other: FaceBox) -> float:
+        ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities for one face, in the model's label order."""
+
+    probs: tuple[float, ...]
+    labels: tuple[str, ...]
+
+    @property
+    def index(self) -> int:
+        return int(np.argmax(self.probs))
+
+    @property
+    def label(self) -> str:
+        return self.labels[self.index]
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probs[self.index])
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected, classified face; ``track_id`` and ``shown`` come from tracking/smoothing."""
+
+    box: FaceBox
+    prediction: Prediction
+    track_id: int | None = None
+    smoothed: tuple[float, ...] | None = None
+    shown: str | None = None  # label shown on the board; "uncertain" below threshold
+    held_s: float = 0.0  # how long the shown label has been held
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything the board and the outputs need about one frame."""
+
+    frame: Frame
+    faces: tuple[Face, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Shipped models (importable as fer_pi.models so that installs find them as package data)."""
