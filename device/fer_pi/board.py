@@ -59,7 +59,7 @@ class Layout:
 
 def layout(size: tuple[int, int]) -> Layout:
     w, h = size
-    unit = max(12, h // 30)
+    unit = max(15, h // 28)
     panel_w = max(240, min(w // 3, 40 * unit))
     if w < 2 * panel_w:  # narrow screens: the picture keeps at least half
         panel_w = w // 2

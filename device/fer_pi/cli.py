@@ -79,7 +79,7 @@ def demo_config(cfg: cfgmod.Config) -> cfgmod.Config:
 
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-pi"
     cache.mkdir(parents=True, exist_ok=True)
-    clip = cache / "demo.avi"
+    clip = cache / "demo-v2.avi"  # bump when synth.demo_placements changes
     if not clip.is_file():
         demo_clip(clip)
     headless = cfg.output.headless or not has_display()

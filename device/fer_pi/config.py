@@ -36,8 +36,6 @@ class SourceConfig:
     width: int = setting(640, "capture width in pixels", 64, 4096, flag="--width")
     height: int = setting(480, "capture height in pixels", 48, 4096, flag="--height")
     fps: int = setting(30, "requested camera frame rate", 1, 120, flag="--fps")
-    reconnect_max_s: float = setting(10.0, "longest wait between camera reopen attempts, s",
-                                     0.1, 600)
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ class DetectConfig:
     min_size: int = setting(48, "smallest face, in frame pixels", 16, 4096, flag="--min-size")
     max_faces: int = setting(8, "most faces classified and shown per frame (largest first)",
                              1, 64, flag="--max-faces")
-    detect_width: int = setting(320, "detect on a copy scaled down to this width (0: full "
+    detect_width: int = setting(480, "detect on a copy scaled down to this width (0: full "
                                 "size); the crops still come from the full frame", 0, 4096,
                                 flag="--detect-width")
     margin: float = setting(0.1, "crop margin around the face box, fraction of its size",

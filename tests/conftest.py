@@ -1,0 +1,79 @@
+"""Shared fixtures: real clips written with cv2.VideoWriter, the shipped model, the cascade."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+pytest.importorskip("skimage", reason="test clips are made from scikit-image's astronaut photo")
+
+from fer_pi.detect import HaarDetector, to_gray  # noqa: E402
+from fer_pi.modelfile import resolve_model  # noqa: E402
+from fer_pi.schema import FaceBox  # noqa: E402
+from fer_pi.synth import Placement, astronaut_bgr, compose, write_clip  # noqa: E402
+
+W, H = 640, 480
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    return resolve_model("default")
+
+
+@pytest.fixture(scope="session")
+def face() -> np.ndarray:
+    return astronaut_bgr()
+
+
+@pytest.fixture(scope="session")
+def reference_box(face) -> FaceBox:
+    """Where the cascade finds the face in the unscaled photo; drawn boxes scale from it."""
+    boxes = HaarDetector(detect_width=0).detect(to_gray(face))
+    assert len(boxes) == 1, boxes
+    return boxes[0]
+
+
+def expected_box(ref: FaceBox, p: Placement, photo_side: int = 512) -> FaceBox:
+    s = p.size / photo_side
+    return FaceBox(round(p.x + ref.x * s), round(p.y + ref.y * s), round(ref.w * s),
+                   round(ref.h * s))
+
+
+def moving_placements(n: int = 60) -> list[Placement]:
+    out = []
+    for i in range(n):
+        t = i / (n - 1)
+        size = int(360 + 80 * t)  # the face grows: it comes closer
+        out.append(Placement(int(20 + (W - size - 40) * t), int((H - size) / 2), size))
+    return out
+
+
+TWO_FACES = [Placement(0, 90, 310), Placement(325, 90, 310)]
+HALF_OUT = Placement(W - 230, 40, 400)  # the photo's face sits left of centre: in frame, near the edge
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory, face) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(7)
+    return {
+        "moving": write_clip(d / "moving.avi", (compose([p], face=face) for p in moving_placements())),
+        "empty": write_clip(d / "empty.avi", (compose([], noise=3, rng=rng) for _ in range(20))),
+        "two": write_clip(d / "two.avi", (compose(TWO_FACES, face=face) for _ in range(10))),
+        "half_out": write_clip(d / "half_out.avi", (compose([HALF_OUT], face=face) for _ in range(10))),
+    }
+
+
+def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    """fer-pi as a user runs it: a real process."""
+    full_env = {**os.environ, "SDL_VIDEODRIVER": "dummy", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "fer_pi.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=full_env)

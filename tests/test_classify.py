@@ -1,0 +1,71 @@
+"""The shipped int8 model through the device classifier: metadata, quantization, accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_pi.classify import Classifier
+from fer_pi.modelfile import metadata_path, shipped_models
+
+
+def test_every_shipped_model_carries_its_metadata():
+    models = shipped_models()
+    assert "seed" in models
+    for name, path in models.items():
+        meta = json.loads(metadata_path(path).read_text())
+        assert meta["name"] == name
+        assert meta["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+        for key in ("input", "quantization", "params", "source_model", "training",
+                    "calibration", "conversion", "accuracy"):
+            assert key in meta, key
+        assert {"float", "int8"} <= set(meta["accuracy"]["PublicTest"])
+        assert meta["quantization"]["input"]["dtype"] in ("int8", "uint8")
+
+
+def test_quantization_comes_from_the_model(model_path):
+    clf = Classifier(model_path, threads=1)
+    meta = json.loads(metadata_path(model_path).read_text())
+    q = meta["quantization"]["input"]
+    assert clf._in_scale == pytest.approx(q["scale"]) and clf._in_zp == q["zero_point"]
+    # pixels map onto the int8 range through the model's own scale and zero point
+    lo, hi = clf.quantize(np.array([[0, 255]], np.uint8))[0]
+    assert lo == np.clip(round(0 * meta["input"]["normalization"]["scale"] / q["scale"]
+                               + q["zero_point"]), -128, 127)
+    assert hi > lo
+
+
+def test_many_faces_reuse_one_interpreter(model_path):
+    clf = Classifier(model_path, threads=2)
+    interp = clf.interpreter
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(6)]
+    batch = clf.classify(crops)
+    singles = [clf.classify([c])[0] for c in reversed(crops)][::-1]
+    assert clf.interpreter is interp
+    for a, b in zip(batch, singles, strict=True):
+        assert a.probs == b.probs  # no state carried from one face to the next
+        assert abs(sum(a.probs) - 1) < 1e-3
+
+
+def test_shipped_accuracy_matches_its_metadata(model_path):
+    """The device's own preprocessing reproduces the int8 accuracy the model card states."""
+    from fer_pi.labels import LABELS
+
+    try:
+        from fer_tools.data import default_data_dir, load_split
+    except ImportError:
+        pytest.skip("fer_tools not installed")
+    data = default_data_dir()
+    if data is None or not (data / "PublicTest.npz").is_file():
+        pytest.skip("FER2013 PublicTest not found (FER_DATA or ../shared/data/fer2013)")
+    split = load_split(data, "PublicTest")
+    clf = Classifier(model_path, threads=2)
+    pred = np.array([clf.probabilities(x).argmax() for x in split.x])
+    acc = float((pred == split.y).mean())
+    meta = json.loads(metadata_path(model_path).read_text())
+    assert acc == pytest.approx(meta["accuracy"]["PublicTest"]["int8"], abs=0.0015)
+    # and it is far above the majority class (happy, 24.9 %)
+    assert acc > 0.5 and len(set(pred.tolist())) >= len(LABELS) - 1

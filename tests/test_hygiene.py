@@ -1,0 +1,34 @@
+"""Project rules that code review alone would miss."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_device_package_never_imports_tensorflow():
+    """The Pi has no TensorFlow: the whole device side must import and build without it."""
+    code = (
+        "import sys, fer_pi.cli, fer_pi.pipeline, fer_pi.board, fer_pi.display, fer_pi.camera, "
+        "fer_pi.classify, fer_pi.config, fer_pi.output, fer_pi.synth\n"
+        "from fer_pi.classify import Classifier\nfrom fer_pi.modelfile import resolve_model\n"
+        "Classifier(resolve_model('default'))\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'picamera2'))\n"
+        "print(bad)\nsys.exit(1 if bad else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed (test extra)")
+def test_ruff_clean():
+    if not (ROOT / "pyproject.toml").is_file():
+        pytest.skip("not a source checkout")
+    proc = subprocess.run(["ruff", "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

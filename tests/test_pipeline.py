@@ -1,0 +1,122 @@
+"""The headless pipeline on real clips with the shipped int8 model and the real cascade."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import HALF_OUT, TWO_FACES, expected_box, moving_placements, run_cli
+from fer_pi.camera import VideoFile
+from fer_pi.classify import Classifier
+from fer_pi.config import DetectConfig
+from fer_pi.detect import HaarDetector
+from fer_pi.pipeline import Pipeline, run
+
+
+def make_pipeline(model_path, **detect):
+    d = DetectConfig(**detect)
+    det = HaarDetector(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces, d.detect_width)
+    return Pipeline(det, Classifier(model_path, threads=2), d.margin)
+
+
+def replay(path, pipeline):
+    src = VideoFile(path)
+    src.open()
+    out = []
+    try:
+        run(src, pipeline, sinks=[out.append])
+    finally:
+        src.close()
+    return out
+
+
+def test_moving_face_is_found_where_it_was_drawn(clips, model_path, reference_box):
+    results = replay(clips["moving"], make_pipeline(model_path))
+    placements = moving_placements()
+    assert len(results) == len(placements)
+    found = [r for r in results if len(r.faces) == 1]
+    assert len(found) >= 0.9 * len(results), "the face must be found in nearly every frame"
+    for r in found:
+        want = expected_box(reference_box, placements[r.frame.index])
+        got = r.faces[0].box
+        tol = 0.25 * want.w
+        assert abs(got.center[0] - want.center[0]) <= tol
+        assert abs(got.center[1] - want.center[1]) <= tol
+        assert 0.7 * want.w <= got.w <= 1.4 * want.w
+    # the face grows through the clip, and the boxes follow it
+    assert found[-1].faces[0].box.w > found[0].faces[0].box.w
+
+
+def test_no_face_frames_give_no_faces(clips, model_path):
+    results = replay(clips["empty"], make_pipeline(model_path))
+    assert len(results) == 20
+    assert sum(len(r.faces) for r in results) == 0
+
+
+def test_two_faces_side_by_side(clips, model_path, reference_box):
+    results = replay(clips["two"], make_pipeline(model_path))
+    for r in results:
+        assert len(r.faces) == 2
+        wants = sorted((expected_box(reference_box, p) for p in TWO_FACES), key=lambda b: b.x)
+        gots = sorted((f.box for f in r.faces), key=lambda b: b.x)
+        for want, got in zip(wants, gots, strict=True):
+            assert got.iou(want) > 0.5
+
+
+def test_face_near_the_border_is_cropped_safely(clips, model_path, reference_box):
+    results = replay(clips["half_out"], make_pipeline(model_path))
+    want = expected_box(reference_box, HALF_OUT)
+    assert any(len(r.faces) == 1 and r.faces[0].box.iou(want) > 0.5 for r in results)
+    for r in results:
+        for f in r.faces:
+            assert abs(sum(f.prediction.probs) - 1.0) < 1e-3
+
+
+def test_max_faces_keeps_the_largest(clips, model_path):
+    results = replay(clips["two"], make_pipeline(model_path, max_faces=1))
+    assert all(len(r.faces) == 1 for r in results)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_headless_output_schema_and_determinism(clips, tmp_path, suffix):
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}{suffix}"
+        proc = run_cli("--video", str(clips["two"]), "--headless", "--output", str(out))
+        assert proc.returncode == 0, proc.stderr
+        outs.append(out.read_text())
+    assert outs[0] == outs[1], "two runs on the same clip must write identical results"
+    assert not list(tmp_path.glob("*.png")), "no image unless asked"
+    if suffix == ".jsonl":
+        lines = [json.loads(line) for line in outs[0].splitlines()]
+        assert [rec["frame"] for rec in lines] == list(range(10))
+        for rec in lines:
+            assert set(rec) == {"frame", "timestamp", "faces"}
+            assert len(rec["faces"]) == 2
+            for f in rec["faces"]:
+                assert set(f) >= {"box", "label", "confidence", "probs"}
+                assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
+                assert list(f["probs"]) == ["angry", "disgust", "fear", "happy", "sad",
+                                            "surprise", "neutral"]
+                assert f["label"] == max(f["probs"], key=f["probs"].get)
+                assert f["confidence"] == f["probs"][f["label"]]
+                assert abs(sum(f["probs"].values()) - 1) < 1e-3
+    else:
+        rows = outs[0].splitlines()
+        assert rows[0].startswith("frame,timestamp,faces,face,track_id,x,y,w,h,label")
+        assert len(rows) == 1 + 10 * 2
+
+
+def test_images_folder_source(tmp_path, face, model_path):
+    import cv2
+    from fer_pi.synth import Placement, compose
+
+    cv2.imwrite(str(tmp_path / "a.png"), compose([Placement(100, 40, 400)], face=face))
+    (tmp_path / "b.jpg").write_bytes(b"not a jpeg")  # skipped and counted
+    cv2.imwrite(str(tmp_path / "c.png"), compose([], face=face))
+    out = tmp_path / "r.jsonl"
+    proc = run_cli("--images", str(tmp_path), "--headless", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [len(r["faces"]) for r in recs] == [1, 0]
+    assert "skipping unreadable image" in proc.stderr and "b.jpg" in proc.stderr

@@ -1,0 +1,103 @@
+"""fer-eval: score a .keras or .tflite model on a FER2013 split.
+
+Writes eval_<split>.json (accuracy, per-class precision/recall/F1, macro F1,
+confusion matrix) and confusion_<split>.png into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fer_pi.labels import LABELS
+
+from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
+from fer_tools.metrics import plot_confusion, report
+from fer_tools.predict import is_tflite
+
+
+class EvalError(Exception):
+    pass
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="fer-eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help=".tflite (scored through the device classifier) or .keras/.h5")
+    p.add_argument("--split", default="PublicTest", help="split name: PublicTest (validation), "
+                   "Training, or PrivateTest where you have it")
+    p.add_argument("--data", default=None, help="FER2013 folder (default: $FER_DATA or "
+                   "../shared/data/fer2013)")
+    p.add_argument("--out", default=None, help="folder for the JSON and PNG (default: beside "
+                   "the model)")
+    p.add_argument("--flip-tta", action="store_true", help="average with the mirrored face")
+    p.add_argument("--threads", type=int, default=2, help="TFLite threads")
+    p.add_argument("--limit", type=int, default=0, help="score only N images (stratified)")
+    p.add_argument("--input-scale", type=float, default=1.0, help="Keras models only: input is "
+                   "pixel*scale+offset")
+    p.add_argument("--input-offset", type=float, default=0.0)
+    return p.parse_args(argv)
+
+
+def evaluate(model_path: Path, split, flip: bool = False, threads: int = 2,
+             scale: float = 1.0, offset: float = 0.0):
+    from fer_tools.predict import predict_keras, predict_tflite
+
+    if not model_path.exists():
+        raise EvalError(f"model not found: {model_path}")
+    if is_tflite(model_path):
+        probs = predict_tflite(model_path, split.x, threads, flip)
+    else:
+        from fer_tools.convert import ConvertError, load_model
+
+        try:
+            model = load_model(model_path)
+        except ConvertError as exc:
+            raise EvalError(str(exc)) from None
+        probs = predict_keras(model, split.x, flip, scale=scale, offset=offset)
+    return report(split.y, probs.argmax(1), LABELS), probs
+
+
+def run(args) -> int:
+    path = Path(args.model)
+    if not path.exists():
+        raise EvalError(f"model not found: {path}")
+    split = load_split(args.data, args.split)
+    if args.limit:
+        idx = stratified_subset(split.y, args.limit, 0)
+        split = type(split)(split.name, split.x[idx], split.y[idx], split.path)
+    rep, _ = evaluate(path, split, args.flip_tta, args.threads, args.input_scale,
+                      args.input_offset)
+    rep.update({"model": path.name, "model_sha256": file_sha256(path), "split": split.name,
+                "flip_tta": args.flip_tta, "limit": args.limit,
+                "split_role": {"PublicTest": "validation", "Training": "training"}.get(
+                    split.name, "test")})
+    out = Path(args.out) if args.out else path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{path.stem}_{split.name}{'_flip' if args.flip_tta else ''}"
+    (out / f"eval_{stem}.json").write_text(json.dumps(rep, indent=1) + "\n")
+    plot_confusion(rep, out / f"confusion_{stem}.png",
+                   f"{path.name} on {split.name} ({rep['n']} images): acc {rep['accuracy']:.3f}")
+    print(f"{path.name} on {split.name} ({rep['split_role']}, {rep['n']} images"
+          f"{', flip TTA' if args.flip_tta else ''}): accuracy {rep['accuracy']:.4f}, "
+          f"macro F1 {rep['macro_f1']:.4f}")
+    for name, c in rep["per_class"].items():
+        print(f"  {name:9s} precision {c['precision']:.3f}  recall {c['recall']:.3f}  "
+              f"f1 {c['f1']:.3f}  n={c['support']}")
+    print(f"wrote {out / f'eval_{stem}.json'} and confusion_{stem}.png")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (EvalError, DataError) as exc:
+        print(f"fer-eval: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
