@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pygame
 import pytest
+
 from fer_pi.board import BACKGROUND, PANEL, Board, BoardStats, colour_for, frame_to_array, layout
 from fer_pi.labels import LABELS
 from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from conftest import HALF_OUT, TWO_FACES, expected_box, moving_placements, run_cli
+
 from fer_pi.camera import VideoFile
 from fer_pi.classify import Classifier
 from fer_pi.config import DetectConfig
@@ -91,10 +92,15 @@ def test_headless_output_schema_and_determinism(clips, tmp_path, suffix):
         lines = [json.loads(line) for line in outs[0].splitlines()]
         assert [rec["frame"] for rec in lines] == list(range(10))
         for rec in lines:
-            assert set(rec) == {"frame", "timestamp", "faces"}
+            assert set(rec) == {"frame", "timestamp", "detected", "faces"}
+            assert rec["detected"] == (rec["frame"] % 2 == 0)  # detect_every = 2 by default
             assert len(rec["faces"]) == 2
+            assert sorted(f["track_id"] for f in rec["faces"]) == [1, 2]
             for f in rec["faces"]:
-                assert set(f) >= {"box", "label", "confidence", "probs"}
+                assert set(f) == {"box", "label", "confidence", "probs", "track_id", "smoothed",
+                                  "shown", "held_s"}
+                assert f["shown"] in list(f["probs"]) + ["uncertain"]
+                assert abs(sum(f["smoothed"].values()) - 1) < 1e-3
                 assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
                 assert list(f["probs"]) == ["angry", "disgust", "fear", "happy", "sad",
                                             "surprise", "neutral"]
@@ -109,6 +115,7 @@ def test_headless_output_schema_and_determinism(clips, tmp_path, suffix):
 
 def test_images_folder_source(tmp_path, face, model_path):
     import cv2
+
     from fer_pi.synth import Placement, compose
 
     cv2.imwrite(str(tmp_path / "a.png"), compose([Placement(100, 40, 400)], face=face))

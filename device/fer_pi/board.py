@@ -66,14 +66,30 @@ def layout(size: tuple[int, int]) -> Layout:
     return Layout(pygame.Rect(0, 0, w - panel_w, h), pygame.Rect(w - panel_w, 0, panel_w, h), unit)
 
 
-class Board:
-    """Draws a FrameResult: the picture with boxes and tags, a panel of cards, an overlay."""
+@dataclass
+class _Card:
+    """A face's card: it keeps its slot while the face stays in view, then fades out."""
 
-    def __init__(self, labels: tuple[str, ...], max_cards: int = 8):
+    face: Face
+    thumb: np.ndarray  # RGB, square
+    last_seen: float
+    slot: int
+
+
+class Board:
+    """Draws a FrameResult: the picture with boxes and tags, a panel of cards, an overlay.
+
+    The board remembers cards by track ID, so each face keeps its place on screen;
+    a face that leaves fades out over ``fade_s`` seconds of frame time.
+    """
+
+    def __init__(self, labels: tuple[str, ...], max_cards: int = 8, fade_s: float = 1.0):
         if not pygame.font.get_init():
             pygame.font.init()
         self.labels = labels
         self.max_cards = max_cards
+        self.fade_s = fade_s
+        self.cards: dict[int, _Card] = {}
         self._fonts: dict[int, pygame.font.Font] = {}
 
     def font(self, px: int) -> pygame.font.Font:
@@ -86,12 +102,31 @@ class Board:
         lay = layout(surface.get_size())
         surface.fill(BACKGROUND)
         if result is not None:
+            self._update_cards(result)
             self._draw_picture(surface, lay, result)
-        self._draw_panel(surface, lay, result.faces if result else ())
+        self._draw_panel(surface, lay, result)
         if stats.status:
             self._banner(surface, lay, stats.status)
         if overlay:
             self._draw_overlay(surface, lay, stats, len(result.faces) if result else 0)
+
+    def _update_cards(self, result: FrameResult) -> None:
+        now = result.frame.timestamp
+        untracked = any(f.track_id is None for f in result.faces)
+        if untracked:  # no tracking: cards follow the frame's faces, nothing to keep
+            self.cards = {}
+        for i, face in enumerate(result.faces[: self.max_cards]):
+            key = face.track_id if face.track_id is not None else -1 - i
+            card = self.cards.get(key)
+            thumb = _thumbnail(result.frame.image, face)
+            if card is None:
+                used = {c.slot for c in self.cards.values()}
+                slot = next(s for s in range(len(used) + 1) if s not in used)
+                self.cards[key] = _Card(face, thumb, now, slot)
+            else:
+                card.face, card.thumb, card.last_seen = face, thumb, now
+        for key in [k for k, c in self.cards.items() if now - c.last_seen > self.fade_s]:
+            del self.cards[key]
 
     def _draw_picture(self, surface: pygame.Surface, lay: Layout, result: FrameResult) -> None:
         image = result.frame.image
@@ -110,12 +145,12 @@ class Board:
         thick = max(2, lay.unit // 8)
         font = self.font(int(lay.unit * 1.1))
         for face in result.faces:
-            label = face.shown or face.prediction.label
+            label = _shown(face)
             colour = colour_for(label)
             r = pygame.Rect(ox + int(face.box.x * scale), oy + int(face.box.y * scale),
                             max(1, int(face.box.w * scale)), max(1, int(face.box.h * scale)))
             pygame.draw.rect(surface, colour, r, thick, border_radius=thick * 2)
-            tag = f"{label} {face.prediction.confidence:.0%}" if label != "uncertain" else label
+            tag = f"{label} {_confidence(face):.0%}" if label != "uncertain" else label
             if face.track_id is not None:
                 tag = f"#{face.track_id} {tag}"
             text = font.render(tag, True, (0, 0, 0))
@@ -125,47 +160,91 @@ class Board:
             pygame.draw.rect(surface, colour, tr, border_radius=thick)
             surface.blit(text, text.get_rect(center=tr.center))
 
-    def _draw_panel(self, surface: pygame.Surface, lay: Layout, faces: tuple[Face, ...]) -> None:
+    def _draw_panel(self, surface: pygame.Surface, lay: Layout, result: FrameResult | None) -> None:
         panel = lay.panel
         pygame.draw.rect(surface, PANEL, panel)
         u = lay.unit
         title = self.font(int(u * 1.4)).render("fer-pi", True, TEXT)
         surface.blit(title, (panel.x + u // 2, u // 2))
-        y = u // 2 + title.get_height() + u // 2
-        if not faces:
+        y = u // 2 + title.get_height() + u // 4
+        y = self._draw_summary(surface, lay, result.faces if result else (), y) + u // 3
+        if not self.cards:
             msg = self.font(u).render("no faces in view", True, DIM)
             surface.blit(msg, (panel.x + u // 2, y))
             return
-        shown = faces[: self.max_cards]
+        now = result.frame.timestamp if result else 0.0
         bar_h = max(4, u // 2)
-        card_h = int(u * 1.6) + len(self.labels) * (bar_h + 3) + u // 2
+        card_h = int(u * 2.9) + len(self.labels) * (bar_h + 3) + u // 3
+        n_slots = max(c.slot for c in self.cards.values()) + 1
         cols = 1
-        while (card_h + u // 3) * -(-len(shown) // cols) > panel.h - y and cols < 3:
+        while (card_h + u // 3) * -(-n_slots // cols) > panel.h - y and cols < 3:
             cols += 1  # many faces: more, narrower columns rather than cards off-screen
-        if (card_h + u // 3) * -(-len(shown) // cols) > panel.h - y:
-            self._compact_cards(surface, lay, shown, y)
+        if (card_h + u // 3) * -(-n_slots // cols) > panel.h - y:
+            self._compact_cards(surface, lay, y)
             return
         col_w = (panel.w - u // 2) // cols
-        for i, face in enumerate(shown):
-            cx = panel.x + u // 4 + (i % cols) * col_w
-            cy = y + (i // cols) * (card_h + u // 3)
-            self._card(surface, pygame.Rect(cx, cy, col_w - u // 4, card_h), face, u, bar_h)
+        for card in sorted(self.cards.values(), key=lambda c: c.slot):
+            cx = panel.x + u // 4 + (card.slot % cols) * col_w
+            cy = y + (card.slot // cols) * (card_h + u // 3)
+            rect = pygame.Rect(cx, cy, col_w - u // 4, card_h)
+            fade = 1.0 - max(0.0, now - card.last_seen) / self.fade_s
+            if fade >= 0.999:
+                self._card(surface, rect, card, u, bar_h)
+            else:
+                layer = pygame.Surface(rect.size, pygame.SRCALPHA)
+                self._card(layer, pygame.Rect((0, 0), rect.size), card, u, bar_h)
+                layer.set_alpha(max(0, int(255 * fade)))
+                surface.blit(layer, rect.topleft)
 
-    def _card(self, surface: pygame.Surface, rect: pygame.Rect, face: Face, u: int,
+    def _draw_summary(self, surface, lay: Layout, faces, y: int) -> int:
+        """The room at a glance: how many faces show each emotion."""
+        u = lay.unit
+        counts: dict[str, int] = {}
+        for f in faces:
+            counts[_shown(f)] = counts.get(_shown(f), 0) + 1
+        font = self.font(max(10, int(u * 0.9)))
+        x = lay.panel.x + u // 2
+        n = len(faces)
+        head = font.render(f"{n} face{'s' if n != 1 else ''}", True, TEXT)
+        surface.blit(head, (x, y))
+        x += head.get_width() + u // 2
+        for label in (*self.labels, "uncertain"):
+            if label not in counts:
+                continue
+            chip = font.render(f"{label} {counts[label]}", True, (0, 0, 0))
+            r = chip.get_rect(topleft=(x, y)).inflate(u // 2, u // 6)
+            if r.right > lay.panel.right - u // 4:
+                x, y = lay.panel.x + u // 2, y + r.h + u // 6
+                r = chip.get_rect(topleft=(x, y)).inflate(u // 2, u // 6)
+            pygame.draw.rect(surface, colour_for(label), r, border_radius=u // 4)
+            surface.blit(chip, chip.get_rect(center=r.center))
+            x = r.right + u // 3
+        return y + head.get_height()
+
+    def _card(self, surface: pygame.Surface, rect: pygame.Rect, card: _Card, u: int,
               bar_h: int) -> None:
-        label = face.shown or face.prediction.label
+        face = card.face
+        label = _shown(face)
         colour = colour_for(label)
         pygame.draw.rect(surface, (44, 44, 58), rect, border_radius=u // 3)
         pygame.draw.rect(surface, colour, pygame.Rect(rect.x, rect.y, u // 4, rect.h),
                          border_radius=u // 6)
-        head = f"#{face.track_id} " if face.track_id is not None else ""
-        head += f"{label}  {face.prediction.confidence:.0%}"
-        surface.blit(self.font(int(u * 1.2)).render(head, True, colour),
+        side = int(u * 2.5)
+        thumb = cv2.resize(card.thumb, (side, side), interpolation=cv2.INTER_AREA)
+        surface.blit(pygame.image.frombuffer(thumb.tobytes(), (side, side), "RGB"),
                      (rect.x + u // 2, rect.y + u // 4))
+        tx = rect.x + u // 2 + side + u // 2
+        head = f"#{face.track_id} {label}" if face.track_id is not None else label
+        surface.blit(self.font(int(u * 1.2)).render(head, True, colour), (tx, rect.y + u // 4))
+        sub = f"{_confidence(face):.0%}"
+        if face.shown is not None:
+            sub += f"  for {face.held_s:.1f} s"
+        surface.blit(self.font(max(10, int(u * 0.9))).render(sub, True, DIM),
+                     (tx, rect.y + int(u * 1.5)))
         probs = face.smoothed or face.prediction.probs
         small = self.font(max(10, int(u * 0.8)))
         name_w = int(rect.w * 0.38)
-        y = rect.y + int(u * 1.6)
+        y = rect.y + int(u * 2.9)
         for name, p in zip(self.labels, probs, strict=False):
             surface.blit(small.render(name, True, DIM), (rect.x + u // 2, y - 1))
             bx = rect.x + u // 2 + name_w
@@ -175,14 +254,16 @@ class Board:
                              pygame.Rect(bx, y, max(1, int(bw * float(p))), bar_h))
             y += bar_h + 3
 
-    def _compact_cards(self, surface, lay: Layout, faces, y: int) -> None:
+    def _compact_cards(self, surface, lay: Layout, y: int) -> None:
         """More faces than cards fit: one line each."""
         font = self.font(lay.unit)
-        for face in faces:
+        for card in sorted(self.cards.values(), key=lambda c: c.slot):
             if y + lay.unit > lay.panel.bottom:
                 break
-            label = face.shown or face.prediction.label
-            text = font.render(f"{label} {face.prediction.confidence:.0%}", True, colour_for(label))
+            label = _shown(card.face)
+            tid = f"#{card.face.track_id} " if card.face.track_id is not None else ""
+            text = font.render(f"{tid}{label} {_confidence(card.face):.0%}", True,
+                               colour_for(label))
             surface.blit(text, (lay.panel.x + lay.unit // 2, y))
             y += int(lay.unit * 1.2)
 
@@ -205,6 +286,30 @@ class Board:
         r = text.get_rect(center=lay.picture.center).inflate(lay.unit * 2, lay.unit)
         pygame.draw.rect(surface, (170, 40, 40), r, border_radius=lay.unit // 2)
         surface.blit(text, text.get_rect(center=r.center))
+
+
+def _shown(face: Face) -> str:
+    return face.shown or face.prediction.label
+
+
+def _confidence(face: Face) -> float:
+    """Confidence of the shown label: smoothed where smoothing ran."""
+    label = _shown(face)
+    probs = face.smoothed or face.prediction.probs
+    labels = face.prediction.labels
+    return float(probs[labels.index(label)]) if label in labels else float(max(probs))
+
+
+def _thumbnail(image: np.ndarray, face: Face, side: int = 96) -> np.ndarray:
+    from fer_pi.preprocess import crop_face
+
+    if image.ndim == 2 or image.shape[2] == 1:
+        bgr = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    else:
+        bgr = image[:, :, :3]
+    chans = [crop_face(np.ascontiguousarray(bgr[:, :, c]), face.box, (side, side), 0.15)
+             for c in (2, 1, 0)]
+    return np.ascontiguousarray(np.dstack(chans))
 
 
 def frame_to_array(surface: pygame.Surface) -> np.ndarray:

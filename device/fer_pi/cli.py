@@ -124,16 +124,18 @@ def main(argv: list[str] | None = None) -> int:
 def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) -> int:
     from fer_pi.camera import open_source
     from fer_pi.classify import Classifier
-    from fer_pi.detect import HaarDetector
     from fer_pi.modelfile import resolve_model
     from fer_pi.output import ResultWriter
-    from fer_pi.pipeline import Pipeline, run
+    from fer_pi.pipeline import build, run
 
     model_path = resolve_model(cfg.model.path)
     classifier = Classifier(model_path, threads=cfg.model.threads)
-    d = cfg.detect
-    detector = HaarDetector(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces,
-                            d.detect_width)
+    if cfg.source.images and cfg.track.detect_every > 1:
+        # stills are unrelated pictures: predicting boxes from one into the next is wrong
+        from dataclasses import replace
+
+        cfg = replace(cfg, track=replace(cfg.track, detect_every=1))
+    pipeline = build(cfg, classifier)
     if check_only:
         print(f"config OK; model {classifier.info.name} ({model_path}), runtime "
               f"{classifier.runtime}")
@@ -175,7 +177,6 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     if demo and cfg.output.headless:
         sinks.append(_demo_printer())
 
-    pipeline = Pipeline(detector, classifier, cfg.detect.margin)
     try:
         stats = run(source, pipeline, sinks, display.show if display else None, stop,
                     cfg.output.max_frames)

@@ -83,8 +83,32 @@ class OutputConfig:
                                flag="--save-frames")
 
 
+@dataclass(frozen=True)
+class TrackConfig:
+    enabled: bool = setting(True, "give each face an ID that persists while it is in view",
+                            flag="--no-track", flag_value=False)
+    detect_every: int = setting(2, "run the face detector every N frames; in between the "
+                                "tracker predicts the boxes", 1, 30, flag="--detect-every")
+    max_missed: int = setting(10, "frames a face may go undetected and keep its ID", 0, 300)
+    max_distance: float = setting(1.0, "largest jump between frames, in face widths, that "
+                                  "still counts as the same face", 0.1, 5.0)
+
+
+@dataclass(frozen=True)
+class SmoothConfig:
+    enabled: bool = setting(True, "average each face's probabilities over time, with "
+                            "hysteresis on the shown label (needs tracking)", flag="--no-smooth",
+                            flag_value=False)
+    alpha: float = setting(0.3, "weight of the newest frame in the running average", 0.01, 1.0)
+    margin: float = setting(0.1, "a new label must lead the shown one by this much ...", 0.0, 1.0)
+    hold_frames: int = setting(4, "... for this many frames in a row before it is shown", 1, 100)
+    uncertain_below: float = setting(0.35, "show 'uncertain' when the leading probability is "
+                                     "below this", 0.0, 1.0)
+
+
 SECTIONS = {"source": SourceConfig, "detect": DetectConfig, "model": ModelConfig,
-            "board": BoardConfig, "output": OutputConfig}
+            "track": TrackConfig, "smooth": SmoothConfig, "board": BoardConfig,
+            "output": OutputConfig}
 
 
 @dataclass(frozen=True)
@@ -92,6 +116,8 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
     board: BoardConfig = field(default_factory=BoardConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 

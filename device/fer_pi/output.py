@@ -36,10 +36,12 @@ def frame_record(result: FrameResult) -> dict:
                                 for n, p in zip(pred.labels, face.smoothed, strict=True)}
         if face.shown is not None:
             item["shown"] = face.shown
+            item["held_s"] = round(face.held_s, 3)
         faces.append(item)
     return {
         "frame": result.frame.index,
         "timestamp": round(result.frame.timestamp, 6),
+        "detected": result.detected,
         "faces": faces,
     }
 

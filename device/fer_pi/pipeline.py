@@ -11,33 +11,69 @@ from dataclasses import dataclass, field
 
 from fer_pi.camera import FrameSource
 from fer_pi.classify import Classifier
+from fer_pi.config import Config
 from fer_pi.detect import HaarDetector, to_gray
 from fer_pi.preprocess import crop_face
 from fer_pi.schema import Face, Frame, FrameResult
+from fer_pi.smooth import Smoother, SmoothSettings
+from fer_pi.track import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
-STAGES = ("capture", "detect", "preprocess", "infer", "draw", "total")
+STAGES = ("capture", "detect", "track", "preprocess", "infer", "smooth", "draw", "total")
 
 
 class Pipeline:
-    """Stateless per frame: detect, crop, classify; the timings ride along in the result."""
+    """Detect (every ``detect_every`` frames), track, crop, classify, smooth.
 
-    def __init__(self, detector: HaarDetector, classifier: Classifier, margin: float = 0.1):
+    Tracker and smoother are optional: without them each frame stands alone. On
+    frames without detection the tracker's predicted boxes are classified, so
+    labels stay live while Haar, the costliest stage, rests.
+    """
+
+    def __init__(self, detector: HaarDetector, classifier: Classifier, margin: float = 0.1,
+                 tracker: Tracker | None = None, smoother: Smoother | None = None,
+                 detect_every: int = 1):
         self.detector, self.classifier, self.margin = detector, classifier, margin
+        self.tracker, self.smoother = tracker, smoother
+        self.detect_every = max(1, detect_every)
+        self._count = 0
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
         gray = to_gray(frame.image)
-        boxes = self.detector.detect(gray)
+        tr = self.tracker
+        detect_now = tr is None or self._count % self.detect_every == 0 or not tr.tracks
+        self._count += 1
+        boxes = self.detector.detect(gray) if detect_now else []
         t1 = time.perf_counter()
-        crops = [crop_face(gray, b, self.classifier.input_size, self.margin) for b in boxes]
+        ids: list[int | None]
+        if tr is not None:
+            pairs = tr.update(boxes, frame.index) if detect_now else tr.predict(frame.index)
+            ids, boxes = [t.id for t, _ in pairs], [b for _, b in pairs]
+        else:
+            ids = [None] * len(boxes)
         t2 = time.perf_counter()
-        preds = self.classifier.classify(crops)
+        crops = [crop_face(gray, b, self.classifier.input_size, self.margin) for b in boxes]
         t3 = time.perf_counter()
-        faces = tuple(Face(b, p) for b, p in zip(boxes, preds, strict=True))
-        return FrameResult(frame, faces, {"detect": (t1 - t0) * 1e3,
-                                          "preprocess": (t2 - t1) * 1e3,
-                                          "infer": (t3 - t2) * 1e3})
+        preds = self.classifier.classify(crops)
+        t4 = time.perf_counter()
+        faces = []
+        for box, pred, tid in zip(boxes, preds, ids, strict=True):
+            if self.smoother is not None and tid is not None:
+                sm = self.smoother.update(tid, pred.probs, frame.timestamp)
+                faces.append(Face(box, pred, tid, sm.probs, sm.shown, sm.held_s))
+            else:
+                faces.append(Face(box, pred, tid))
+        if self.smoother is not None and tr is not None and detect_now:
+            self.smoother.forget({t.id for t in tr.tracks})
+        t5 = time.perf_counter()
+        timings = {"detect": (t1 - t0) * 1e3, "preprocess": (t3 - t2) * 1e3,
+                   "infer": (t4 - t3) * 1e3}
+        if tr is not None:
+            timings["track"] = (t2 - t1) * 1e3
+        if self.smoother is not None:
+            timings["smooth"] = (t5 - t4) * 1e3
+        return FrameResult(frame, tuple(faces), timings, detected=detect_now)
 
 
 @dataclass
@@ -100,3 +136,24 @@ def run(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink] = (),
         if max_frames and stats.frames >= max_frames:
             break
     return stats
+
+
+def build(cfg: Config, classifier: Classifier | None = None) -> Pipeline:
+    """The pipeline the settings describe; the caller may pass a classifier it already built."""
+    from fer_pi.modelfile import resolve_model
+
+    d = cfg.detect
+    detector = HaarDetector(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces,
+                            d.detect_width)
+    if classifier is None:
+        classifier = Classifier(resolve_model(cfg.model.path), threads=cfg.model.threads)
+    tracker = smoother = None
+    if cfg.track.enabled:
+        t = cfg.track
+        tracker = Tracker(TrackerSettings(max_missed=t.max_missed, max_distance=t.max_distance))
+        if cfg.smooth.enabled:
+            s = cfg.smooth
+            smoother = Smoother(classifier.info.labels,
+                                SmoothSettings(s.alpha, s.margin, s.hold_frames, s.uncertain_below))
+    return Pipeline(detector, classifier, d.margin, tracker, smoother,
+                    cfg.track.detect_every if tracker else 1)

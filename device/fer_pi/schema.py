@@ -77,3 +77,4 @@ class FrameResult:
     frame: Frame
     faces: tuple[Face, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    detected: bool = True  # False where boxes are the tracker's predictions

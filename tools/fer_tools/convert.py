@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from fer_pi.labels import LABELS
 from fer_pi.modelfile import METADATA_FORMAT
-
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.gitinfo import git_commit
 

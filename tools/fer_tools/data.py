@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from fer_pi.labels import LABELS
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")

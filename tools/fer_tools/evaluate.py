@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from fer_pi.labels import LABELS
-
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.metrics import plot_confusion, report
 from fer_tools.predict import is_tflite
