@@ -31,6 +31,21 @@ def astronaut_bgr() -> np.ndarray:
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
+def astronaut_face_bgr() -> np.ndarray:
+    """The photo cut to head and shoulders (face about 40 % of the side): for several faces."""
+    return np.ascontiguousarray(astronaut_bgr()[10:250, 105:345])
+
+
+def grid_placements(n_faces: int, width: int = 640, height: int = 480) -> list[Placement]:
+    """Up to 6 head-and-shoulders tiles side by side, for multi-face benchmarks."""
+    cols = min(n_faces, 3)
+    rows = -(-n_faces // cols) if n_faces else 0
+    side = min(width // max(1, cols), height // max(1, rows), 240) if n_faces else 0
+    return [Placement((i % cols) * side + (width - cols * side) // 2,
+                      (i // cols) * side + (height - rows * side) // 2, side)
+            for i in range(n_faces)]
+
+
 def background(width: int, height: int) -> np.ndarray:
     """A smooth grey gradient: plain enough that Haar finds no faces in it."""
     gx = np.linspace(60, 150, width, dtype=np.float32)[None, :]

@@ -1,0 +1,429 @@
+"""fer-bench: per-stage latency (p50/p95/p99/max ms) and FPS of the real pipeline.
+
+Runs every combination of --model, --threads and --detect-every on one source,
+records the machine beside the figures, prints a table (or --json), and with
+--remote runs the same benchmark on a Pi over SSH and prints both side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from fer_pi import machine
+from fer_pi.config import Config, ConfigError, from_dict
+from fer_pi.modelfile import ModelError, resolve_model
+
+SCHEMA = "fer-bench/1"
+STAGE_ORDER = ("capture", "detect", "track", "preprocess", "infer", "infer_per_face", "smooth",
+               "draw", "total")
+
+
+class BenchError(Exception):
+    pass
+
+
+def percentiles(values) -> dict:
+    v = np.asarray(list(values), np.float64)
+    if v.size == 0:
+        return {"n": 0}
+    p50, p95, p99 = np.percentile(v, [50, 95, 99])
+    return {"n": int(v.size), "p50": round(float(p50), 4), "p95": round(float(p95), 4),
+            "p99": round(float(p99), 4), "max": round(float(v.max()), 4),
+            "mean": round(float(v.mean()), 4)}
+
+
+def _int_list(text: str, name: str, lo: int, hi: int) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BenchError(f"--{name} must be comma-separated integers, got {text!r}") from None
+    if not vals or any(not lo <= x <= hi for x in vals):
+        raise BenchError(f"--{name} values must be {lo}..{hi}, got {text!r}")
+    return vals
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="fer-bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("source (default: a generated 640x480 clip)")
+    src.add_argument("--camera", default="", help="camera index or 'picam'")
+    src.add_argument("--video", default="", help="a video file (replayed as needed)")
+    src.add_argument("--faces", type=int, default=1, help="faces in the generated clip (0..6)")
+    src.add_argument("--width", type=int, default=640)
+    src.add_argument("--height", type=int, default=480)
+    p.add_argument("--model", default="default", help="comma-separated model names or paths")
+    p.add_argument("--threads", default="2", help="comma-separated thread counts, e.g. 1,2,4")
+    p.add_argument("--detect-every", default="2", help="comma-separated detection cadences")
+    p.add_argument("--frames", type=int, default=300, help="frames timed per run")
+    p.add_argument("--warmup", type=int, default=30, help="frames run before timing")
+    p.add_argument("--headless", action="store_true", help="no draw stage")
+    p.add_argument("--screen", default="800x480", help="off-screen board size for the draw stage")
+    p.add_argument("--no-track", action="store_true", help="no tracking and smoothing")
+    p.add_argument("--stage", choices=["pipeline", "infer"], default="pipeline",
+                   help="'infer' times the model alone on random and real face crops")
+    p.add_argument("--config", help="TOML settings to start from (as fer-pi's)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--output", help="also write the JSON to this file")
+    p.add_argument("--remote", help="user@host of a Pi with fer-pi installed ('local' runs "
+                   "the remote path on this machine)")
+    p.add_argument("--remote-cmd", default="fer-bench", help="fer-bench on the remote host, "
+                   "e.g. /opt/fer-pi/venv/bin/fer-bench")
+    return p.parse_args(argv)
+
+
+def _screen(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise BenchError(f"--screen must be WIDTHxHEIGHT, got {text!r}") from None
+    if not (160 <= w <= 7680 and 120 <= h <= 4320):
+        raise BenchError(f"--screen {text} is out of range")
+    return w, h
+
+
+def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> Path:
+    """Cached per shape: faces drift a few pixels a frame so tracking has work to do."""
+    from fer_pi.synth import (
+        Placement,
+        astronaut_bgr,
+        astronaut_face_bgr,
+        compose,
+        grid_placements,
+        write_clip,
+    )
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-pi"
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"bench-{n_faces}f-{width}x{height}-v2.avi"
+    if path.is_file():
+        return path
+    if n_faces == 1:  # the whole photo, as in the demo: a lone tile draws a false giant face
+        face = astronaut_bgr()
+        side = min(400, height - 40, width)
+        base = [Placement((width - side) // 2, (height - side) // 2, side)]
+    else:
+        face = astronaut_face_bgr()
+        base = grid_placements(n_faces, width, height)
+    clip = []
+    for i in range(frames):
+        dx = int(8 * np.sin(2 * np.pi * i / frames))
+        clip.append(compose([replace(p, x=p.x + dx) for p in base], width, height, face=face))
+    return write_clip(path, clip)
+
+
+def _open_source(args):
+    from fer_pi.camera import open_source
+
+    if args.camera:
+        return open_source(camera=args.camera, width=args.width, height=args.height)
+    video = args.video or str(generated_clip(args.faces, args.width, args.height))
+    return open_source(video=video, loop=True)
+
+
+def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> dict:
+    from fer_pi.classify import Classifier
+    from fer_pi.pipeline import build, run
+
+    cfg = replace(cfg, model=replace(cfg.model, path=str(model), threads=threads),
+                  track=replace(cfg.track, detect_every=every,
+                                enabled=cfg.track.enabled and not args.no_track))
+    classifier = Classifier(model, threads=threads)
+    pipeline = build(cfg, classifier)
+    show = None
+    if not args.headless:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        import pygame
+
+        from fer_pi.board import Board, BoardStats
+
+        pygame.display.init()
+        surface = pygame.Surface(_screen(args.screen))
+        board = Board(classifier.info.labels)
+
+        def show(result, stats) -> bool:
+            board.draw(surface, result, BoardStats(stats.fps, stats.mean_ms()))
+            return True
+
+    timed: list = []
+    source = _open_source(args)
+    try:
+        if args.warmup:  # max_frames=0 would mean "until the source ends": never, on a loop
+            run(source, pipeline, show=show, max_frames=args.warmup)
+        start = time.perf_counter()
+        stats = run(source, pipeline, sinks=[timed.append], show=show, max_frames=args.frames)
+        wall = time.perf_counter() - start
+    finally:
+        source.close()
+    if not timed:
+        raise BenchError("the source gave no frames")
+    stages: dict[str, list[float]] = {}
+    per_face = []
+    for r in timed:
+        for k, v in r.timings_ms.items():
+            stages.setdefault(k, []).append(v)
+        if r.faces:
+            per_face.append(r.timings_ms["infer"] / len(r.faces))
+    # the display time is written after the sinks ran: read it from the run's own stats
+    if show is not None:
+        stages["draw"] = list(stats.recent.get("draw", []))[-len(timed):]
+    stages["total"] = [r.timings_ms.get("total", 0.0) for r in timed]
+    stages["infer_per_face"] = per_face
+    return {
+        "model": classifier.info.name, "model_path": str(model), "threads": threads,
+        "detect_every": every if pipeline.tracker else 1, "tracking": pipeline.tracker is not None,
+        "runtime": classifier.runtime, "frames": len(timed),
+        "faces_per_frame": round(sum(len(r.faces) for r in timed) / len(timed), 3),
+        "fps": round(len(timed) / wall, 2),
+        "stages": {k: percentiles(stages[k]) for k in STAGE_ORDER if k in stages},
+    }
+
+
+def bench_infer(args, model: Path, threads: int) -> dict:
+    from fer_pi.classify import Classifier
+    from fer_pi.detect import HaarDetector, to_gray
+    from fer_pi.preprocess import crop_face
+
+    clf = Classifier(model, threads=threads)
+    rng = np.random.default_rng(0)
+    rand = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(32)]
+    source = _open_source(args)
+    real = []
+    try:
+        det = HaarDetector()
+        while len(real) < 32:
+            frame = source.read()
+            if frame is None:
+                break
+            gray = to_gray(frame.image)
+            real += [crop_face(gray, b, clf.input_size) for b in det.detect(gray)]
+    finally:
+        source.close()
+    out = {"model": clf.info.name, "model_path": str(model), "threads": threads,
+           "runtime": clf.runtime, "stages": {}}
+    for name, crops in (("infer_random", rand), ("infer_real", real)):
+        if not crops:
+            continue
+        for i in range(args.warmup):
+            clf.probabilities(crops[i % len(crops)])
+        times = []
+        for i in range(args.frames):
+            t0 = time.perf_counter()
+            clf.probabilities(crops[i % len(crops)])
+            times.append((time.perf_counter() - t0) * 1e3)
+        out["stages"][name] = percentiles(times)
+    return out
+
+
+def run_local(args) -> dict:
+    models = [resolve_model(m.strip()) for m in args.model.split(",") if m.strip()]
+    if not models:
+        raise BenchError("--model is empty")
+    threads = _int_list(args.threads, "threads", 1, 64)
+    cadences = _int_list(args.detect_every, "detect-every", 1, 30)
+    if args.frames < 1:
+        raise BenchError(f"--frames must be at least 1, got {args.frames}")
+    if args.warmup < 0:
+        raise BenchError(f"--warmup must be 0 or more, got {args.warmup}")
+    if not 0 <= args.faces <= 6:
+        raise BenchError(f"--faces must be 0..6, got {args.faces}")
+    if not args.headless:
+        _screen(args.screen)
+    if args.video and not Path(args.video).is_file():
+        raise BenchError(f"video not found: {args.video}")
+    cfg = Config()
+    if args.config:
+        from fer_pi.config import load_file
+
+        cfg = load_file(args.config)
+    cfg = from_dict({"detect": {}}, cfg)
+    before = machine.thermal()
+    runs = []
+    for model in models:
+        for n in threads:
+            if args.stage == "infer":
+                runs.append(bench_infer(args, model, n))
+                continue
+            for every in cadences:
+                runs.append(bench_pipeline(args, cfg, model, n, every))
+                print(f"  {runs[-1]['model']} threads={n} detect_every={every}: "
+                      f"{runs[-1]['fps']} FPS", file=sys.stderr, flush=True)
+    return {
+        "schema": SCHEMA, "stage": args.stage,
+        "machine": machine.describe(),
+        "thermal": {"before": before, "after": machine.thermal()},
+        "source": {"kind": "camera" if args.camera else "video" if args.video else "generated",
+                   "camera": args.camera or None, "video": args.video or None,
+                   "faces": None if (args.camera or args.video) else args.faces,
+                   "resolution": [args.width, args.height]},
+        "settings": {"frames": args.frames, "warmup": args.warmup, "headless": args.headless,
+                     "screen": None if args.headless else args.screen,
+                     "detect_width": cfg.detect.detect_width},
+        "runs": runs,
+    }
+
+
+# --- remote --------------------------------------------------------------------------------
+
+class Transport(Protocol):
+    name: str
+
+    def put(self, local: Path) -> str: ...
+    def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess: ...
+    def close(self) -> None: ...
+
+
+class SSHTransport:
+    """ssh/scp in batch mode: keys, not passwords, so it never hangs at a prompt."""
+
+    OPTS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+
+    def __init__(self, host: str):
+        self.name = host
+        self.host = host
+        proc = subprocess.run(["ssh", *self.OPTS, host, "mktemp -d /tmp/fer-bench.XXXXXX"],
+                              capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise BenchError(f"cannot reach {host} over ssh: {proc.stderr.strip()[:200]}")
+        self.dir = proc.stdout.strip()
+
+    def put(self, local: Path) -> str:
+        dest = f"{self.dir}/{local.name}"
+        files = [str(local)] + ([str(local.with_suffix(".json"))]
+                                if local.with_suffix(".json").is_file() else [])
+        proc = subprocess.run(["scp", "-q", *self.OPTS, *files, f"{self.host}:{self.dir}/"],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise BenchError(f"scp to {self.host} failed: {proc.stderr.strip()[:200]}")
+        return dest
+
+    def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+        return subprocess.run(["ssh", *self.OPTS, self.host, shlex.join(argv)],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def close(self) -> None:
+        subprocess.run(["ssh", *self.OPTS, self.host, f"rm -rf {shlex.quote(self.dir)}"],
+                       capture_output=True, timeout=30)
+
+
+class LocalTransport:
+    """The remote path on this machine, through a subprocess and a scratch folder."""
+
+    def __init__(self):
+        self.name = "local"
+        self._tmp = tempfile.TemporaryDirectory(prefix="fer-bench-")
+        self.dir = Path(self._tmp.name)
+
+    def put(self, local: Path) -> str:
+        import shutil
+
+        shutil.copy2(local, self.dir / local.name)
+        if local.with_suffix(".json").is_file():
+            shutil.copy2(local.with_suffix(".json"), self.dir / local.with_suffix(".json").name)
+        return str(self.dir / local.name)
+
+    def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "fer_pi.bench", *argv[1:]]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+def run_remote(args, transport: Transport) -> dict:
+    models = [resolve_model(m.strip()) for m in args.model.split(",") if m.strip()]
+    remote_models = [transport.put(m) for m in models]
+    argv = [args.remote_cmd, "--json", "--model", ",".join(remote_models),
+            "--threads", args.threads, "--detect-every", args.detect_every,
+            "--frames", str(args.frames), "--warmup", str(args.warmup), "--stage", args.stage,
+            "--faces", str(args.faces), "--width", str(args.width), "--height", str(args.height)]
+    if args.headless:
+        argv.append("--headless")
+    if args.no_track:
+        argv.append("--no-track")
+    if args.camera:
+        argv += ["--camera", args.camera]
+    proc = transport.run(argv, timeout=3600)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"fer-bench on {transport.name} failed: {last}")
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise BenchError(f"fer-bench on {transport.name} printed no JSON") from None
+
+
+# --- report --------------------------------------------------------------------------------
+
+def table(report: dict, title: str = "") -> str:
+    m = report["machine"]
+    head = m["pi_model"] or m["cpu"]
+    lines = [f"{title}{head}, {m['cores']} cores, {m['arch']}; python {m['versions']['python']}, "
+             f"opencv {m['versions']['opencv']}; temp {report['thermal']['before']['temperature_c']}"
+             f" -> {report['thermal']['after']['temperature_c']} C, throttled "
+             f"{report['thermal']['after']['throttled']}"]
+    for r in report["runs"]:
+        extra = (f" detect_every={r['detect_every']} faces/frame={r['faces_per_frame']} "
+                 f"FPS={r['fps']}") if "fps" in r else ""
+        lines.append(f"  {r['model']} threads={r['threads']} ({r['runtime']}){extra}")
+        lines.append(f"    {'stage':16s}{'p50':>9s}{'p95':>9s}{'p99':>9s}{'max':>9s}  ms")
+        for k, s in r["stages"].items():
+            if s.get("n"):
+                lines.append(f"    {k:16s}{s['p50']:9.3f}{s['p95']:9.3f}{s['p99']:9.3f}"
+                             f"{s['max']:9.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.remote:
+            transport = LocalTransport() if args.remote == "local" else SSHTransport(args.remote)
+            try:
+                result: dict = {"schema": SCHEMA, "remote_host": transport.name}
+                # the remote run first: local CPU load must not heat the comparison
+                holder: dict = {}
+                t = threading.Thread(target=lambda: holder.update(r=run_remote(args, transport)))
+                t.start()
+                t.join()
+                if "r" not in holder:
+                    raise BenchError(f"remote run on {transport.name} gave no result")
+                result["remote"] = holder["r"]
+                result["local"] = run_local(args)
+            finally:
+                transport.close()
+            text = (table(result["local"], "local: ") + "\n" +
+                    table(result["remote"], f"remote {transport.name}: "))
+        else:
+            result = run_local(args)
+            text = table(result)
+    except (BenchError, ModelError, ConfigError) as exc:
+        print(f"fer-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a source that cannot open, a display error: one line
+        from fer_pi.camera import SourceError
+
+        if isinstance(exc, SourceError):
+            print(f"fer-bench: error: {exc}", file=sys.stderr)
+            return 3
+        raise
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1) if args.json else text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""fer-bench's contract: its JSON, every stage, the remote path, and clear errors.
+
+No timing is asserted here: figures belong in benchmark output, not in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def bench(*args: str, tmp_path=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    if tmp_path is not None:
+        env["XDG_CACHE_HOME"] = str(tmp_path)
+    return subprocess.run([sys.executable, "-m", "fer_pi.bench", *args], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def _check_stats(s: dict) -> None:
+    assert set(s) == {"n", "p50", "p95", "p99", "max", "mean"}
+    assert 0 <= s["p50"] <= s["p95"] <= s["p99"] <= s["max"]
+
+
+def _check_report(rep: dict, n_runs: int, stages: set[str]) -> None:
+    assert rep["schema"] == "fer-bench/1"
+    m = rep["machine"]
+    assert m["cores"] >= 1 and m["cpu"] and m["versions"]["python"] and m["versions"]["opencv"]
+    assert set(rep["thermal"]) == {"before", "after"}
+    assert len(rep["runs"]) == n_runs
+    for r in rep["runs"]:
+        assert r["runtime"] in ("ai_edge_litert", "tflite_runtime", "tensorflow")
+        assert set(r["stages"]) == stages, set(r["stages"]) ^ stages
+        for s in r["stages"].values():
+            _check_stats(s)
+
+
+ALL_STAGES = {"capture", "detect", "track", "preprocess", "infer", "infer_per_face", "smooth",
+              "draw", "total"}
+
+
+def test_pipeline_json_reports_every_stage(tmp_path):
+    proc = bench("--json", "--frames", "12", "--warmup", "3", "--threads", "1,2",
+                 "--detect-every", "1,3", "--faces", "2", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    _check_report(rep, 4, ALL_STAGES)
+    assert [(r["threads"], r["detect_every"]) for r in rep["runs"]] == [(1, 1), (1, 3), (2, 1),
+                                                                         (2, 3)]
+    for r in rep["runs"]:
+        assert r["frames"] == 12 and r["fps"] > 0
+        assert r["faces_per_frame"] == 2
+        assert r["stages"]["total"]["n"] == 12
+
+
+def test_headless_and_untracked_runs_drop_those_stages(tmp_path):
+    proc = bench("--json", "--frames", "5", "--warmup", "0", "--headless", "--no-track",
+                 tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    _check_report(json.loads(proc.stdout), 1,
+                  ALL_STAGES - {"draw", "track", "smooth"})
+
+
+def test_infer_stage_alone(tmp_path):
+    proc = bench("--json", "--stage", "infer", "--frames", "20", "--warmup", "2",
+                 tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    _check_report(json.loads(proc.stdout), 1, {"infer_random", "infer_real"})
+
+
+def test_readable_table(tmp_path):
+    proc = bench("--frames", "5", "--warmup", "0", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for word in ("p50", "p95", "p99", "max", "detect", "infer_per_face", "FPS=", "cores"):
+        assert word in proc.stdout
+
+
+def test_remote_through_the_local_transport(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = bench("--remote", "local", "--json", "--frames", "5", "--warmup", "0", "--headless",
+                 "--output", str(out), tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["remote_host"] == "local"
+    _check_report(rep["remote"], 1, ALL_STAGES - {"draw"})
+    _check_report(rep["local"], 1, ALL_STAGES - {"draw"})
+    # the remote side ran on the copied model, not the local path
+    assert rep["remote"]["runs"][0]["model_path"] != rep["local"]["runs"][0]["model_path"]
+    assert json.loads(out.read_text()) == rep
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--model", "/nowhere/m.tflite"], "model file not found: /nowhere/m.tflite"),
+        (["--frames", "0"], "--frames must be at least 1"),
+        (["--threads", "1,x"], "--threads must be comma-separated integers"),
+        (["--threads", "0"], "--threads values must be 1..64"),
+        (["--detect-every", ""], "--detect-every values"),
+        (["--video", "/nowhere.avi"], "video not found: /nowhere.avi"),
+        (["--screen", "big"], "--screen must be WIDTHxHEIGHT"),
+    ],
+)
+def test_bad_options(args, needle, tmp_path):
+    proc = bench(*args, tmp_path=tmp_path)
+    assert proc.returncode == 2
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("fer-bench: error:")]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
