@@ -7,7 +7,10 @@ import time, which breaks anything that merely imports this module off a Pi.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -220,16 +223,105 @@ class ImageFolder:
 def open_source(camera: str = "", video: str = "", images: str = "", loop: bool = False,
                 width: int = 640, height: int = 480, fps: int = 30) -> FrameSource:
     """The source the settings name, opened; logs which one it picked."""
-    if video:
-        src: FrameSource = VideoFile(Path(video), loop=loop)
-    elif images:
-        src = ImageFolder(Path(images), loop=loop)
-    elif camera == "picam":
-        src = PiCamera(width, height, fps)
-    elif camera != "":
-        src = OpenCVCamera(int(camera), width, height, fps)
-    else:
-        raise SourceError("no source: give --camera N, --camera picam, --video PATH or --images DIR")
+    src = make_source(camera, video, images, loop, width, height, fps)
     src.open()
     log.info("source: %s", src.name)
     return src
+
+
+class ResilientSource:
+    """A live camera that survives being unplugged: on loss it closes, waits with
+    exponential backoff and reopens, until frames come back or ``stop`` is set.
+
+    ``on_wait`` is called at least once a second while waiting (board banner,
+    watchdog keepalive), so a deliberate wait never looks like a hang.
+    """
+
+    def __init__(self, make: Callable[[], FrameSource], stop: threading.Event,
+                 max_backoff_s: float = 10.0, on_wait: Callable[[str], None] | None = None,
+                 first_backoff_s: float = 0.5):
+        self.make, self.stop = make, stop
+        self.max_backoff_s, self.first_backoff_s = max_backoff_s, first_backoff_s
+        self.on_wait = on_wait or (lambda _msg: None)
+        self.inner: FrameSource | None = None
+        self.name = "camera"
+        self.count = 0
+        self.reconnects = 0
+        self.state = "starting"
+
+    @property
+    def corrupt_frames(self) -> int:
+        return self.inner.corrupt_frames if self.inner else 0
+
+    def open(self) -> None:
+        self.inner = self.make()
+        self.inner.open()  # a camera absent at start is an error the user must see
+        self.name = self.inner.name
+        self.state = "running"
+
+    def read(self) -> Frame | None:
+        while not self.stop.is_set():
+            try:
+                frame = self.inner.read() if self.inner else None
+            except SourceError as exc:
+                log.warning("%s; reopening with backoff", exc)
+                self.state = "lost"
+                self._reconnect()
+                continue
+            if frame is None:
+                self.state = "ended"
+                return None
+            self.state = "running"
+            frame = replace(frame, index=self.count)
+            self.count += 1
+            return frame
+        return None
+
+    def _reconnect(self) -> None:
+        self._close_inner()
+        delay = self.first_backoff_s
+        while not self.stop.is_set():
+            self.state = "retrying"
+            deadline = time.monotonic() + delay
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                left = deadline - time.monotonic()
+                self.on_wait(f"camera lost, retrying in {max(0, left):.0f} s")
+                self.stop.wait(min(1.0, max(0.0, left)))
+            if self.stop.is_set():
+                return
+            try:
+                src = self.make()
+                src.open()
+            except SourceError as exc:
+                log.info("reopen failed: %s", exc)
+                delay = min(self.max_backoff_s, delay * 2)
+                continue
+            self.inner = src
+            self.reconnects += 1
+            log.warning("%s is back (reconnect %d)", src.name, self.reconnects)
+            return
+
+    def _close_inner(self) -> None:
+        if self.inner is not None:
+            try:
+                self.inner.close()
+            except Exception as exc:  # noqa: BLE001 - a dead device may fail to close too
+                log.debug("close after loss failed: %s", exc)
+            self.inner = None
+
+    def close(self) -> None:
+        self._close_inner()
+
+
+def make_source(camera: str = "", video: str = "", images: str = "", loop: bool = False,
+                width: int = 640, height: int = 480, fps: int = 30) -> FrameSource:
+    """The source the settings name, not yet opened."""
+    if video:
+        return VideoFile(Path(video), loop=loop)
+    if images:
+        return ImageFolder(Path(images), loop=loop)
+    if camera == "picam":
+        return PiCamera(width, height, fps)
+    if camera != "":
+        return OpenCVCamera(int(camera), width, height, fps)
+    raise SourceError("no source: give --camera N, --camera picam, --video PATH or --images DIR")

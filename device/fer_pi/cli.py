@@ -91,7 +91,9 @@ def demo_config(cfg: cfgmod.Config) -> cfgmod.Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    from fer_pi.notify import setup_logging
+
+    setup_logging(args.log_level)
     try:
         cfg = resolve_config(args)
         if args.demo:
@@ -122,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) -> int:
-    from fer_pi.camera import open_source
+    from fer_pi.camera import ResilientSource, make_source
     from fer_pi.classify import Classifier
+    from fer_pi.health import HealthState, HealthWriter
     from fer_pi.modelfile import resolve_model
+    from fer_pi.notify import Notifier
     from fer_pi.output import ResultWriter
     from fer_pi.pipeline import build, run
 
@@ -147,9 +151,35 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
 
     writer = ResultWriter(cfg.output.path, classifier.info.labels) if cfg.output.path else None
     sinks = [writer.write] if writer else []
-    source = open_source(cfg.source.camera, cfg.source.video, cfg.source.images,
-                         cfg.source.loop, cfg.source.width, cfg.source.height, cfg.source.fps)
     stop = threading.Event()
+    notifier = Notifier()
+    state = HealthState(model=classifier.info.name)
+    health = HealthWriter(cfg.health.state_file, cfg.health.metrics_file, cfg.health.interval_s,
+                          state)
+    display = None
+    stats_ref: list = []
+
+    def on_wait(message: str) -> None:
+        """The camera is being retried: say so on the board, to systemd and in health."""
+        state.camera_state = "retrying"
+        notifier.keepalive(message)
+        if display is not None:
+            from fer_pi.pipeline import RunStats
+
+            display.status = message
+            if not display.show(None, stats_ref[0] if stats_ref else RunStats()):
+                stop.set()
+        health.maybe_write(0.0, 0, 0, {})
+
+    s = cfg.source
+    source = make_source(s.camera, s.video, s.images, s.loop, s.width, s.height, s.fps)
+    if s.camera:
+        def reopen():
+            return make_source(s.camera, width=s.width, height=s.height, fps=s.fps)
+
+        source = ResilientSource(reopen, stop, s.reconnect_max_s, on_wait)
+    source.open()
+    log.info("source: %s", source.name)
 
     def on_signal(signum, _frame):
         log.info("signal %d: stopping", signum)
@@ -158,7 +188,6 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    display = None
     if not cfg.output.headless:
         from fer_pi.display import DisplayError, PygameDisplay
 
@@ -177,15 +206,29 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     if demo and cfg.output.headless:
         sinks.append(_demo_printer())
 
+    def after(result, stats) -> None:
+        if not stats_ref:
+            stats_ref.append(stats)
+        state.camera_state = "running"
+        state.camera_reconnects = getattr(source, "reconnects", 0)
+        state.corrupt_frames = source.corrupt_frames
+        if display is not None:
+            display.status = ""
+        notifier.frame_done(stats.fps, len(result.faces))
+        health.maybe_write(stats.fps, len(result.faces), stats.frames, stats.mean_ms())
+
     try:
         stats = run(source, pipeline, sinks, display.show if display else None, stop,
-                    cfg.output.max_frames)
+                    cfg.output.max_frames, after=[after])
     finally:
+        notifier.stopping()
         source.close()
         if writer:
             writer.close()
         if display:
             display.close()
+    state.camera_state = "ended"
+    health.maybe_write(stats.fps, 0, stats.frames, stats.mean_ms(), force=True)
     ms = stats.mean_ms()
     print(f"fer-pi: {stats.frames} frames, {stats.faces} faces, "
           f"{1000.0 / ms['total'] if ms.get('total') else 0:.1f} FPS "

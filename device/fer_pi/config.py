@@ -36,6 +36,8 @@ class SourceConfig:
     width: int = setting(640, "capture width in pixels", 64, 4096, flag="--width")
     height: int = setting(480, "capture height in pixels", 48, 4096, flag="--height")
     fps: int = setting(30, "requested camera frame rate", 1, 120, flag="--fps")
+    reconnect_max_s: float = setting(10.0, "longest wait between attempts to reopen a lost "
+                                     "camera, seconds (backoff starts at 0.5 s)", 0.5, 600.0)
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,18 @@ class SmoothConfig:
                                      "below this", 0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class HealthConfig:
+    state_file: str = setting("", "JSON health state written at an interval (empty: off)",
+                              flag="--health-file")
+    metrics_file: str = setting("", "Prometheus textfile metrics (.prom) written at an "
+                                "interval (empty: off)", flag="--metrics-file")
+    interval_s: float = setting(10.0, "seconds between health writes", 0.5, 3600.0)
+
+
 SECTIONS = {"source": SourceConfig, "detect": DetectConfig, "model": ModelConfig,
             "track": TrackConfig, "smooth": SmoothConfig, "board": BoardConfig,
-            "output": OutputConfig}
+            "output": OutputConfig, "health": HealthConfig}
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,7 @@ class Config:
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     board: BoardConfig = field(default_factory=BoardConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 def _check(key: str, f, value: Any) -> Any:

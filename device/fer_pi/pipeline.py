@@ -106,11 +106,13 @@ class RunStats:
 Sink = Callable[[FrameResult], None]
 # a display returns False when the user asked to quit; it adds its own "draw" time
 Show = Callable[[FrameResult, RunStats], bool]
+# called once a frame is fully done (shown): watchdog pings, health files
+After = Callable[[FrameResult, RunStats], None]
 
 
 def run(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink] = (),
         show: Show | None = None, stop: threading.Event | None = None,
-        max_frames: int = 0) -> RunStats:
+        max_frames: int = 0, after: Sequence[After] = ()) -> RunStats:
     """Drive frames through the pipeline until the source ends, ``stop`` is set,
     the display quits or ``max_frames`` have been processed."""
     stop = stop or threading.Event()
@@ -133,6 +135,8 @@ def run(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink] = (),
                 stop.set()
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         stats.add(result.timings_ms, len(result.faces))
+        for hook in after:
+            hook(result, stats)
         if max_frames and stats.frames >= max_frames:
             break
     return stats

@@ -1,0 +1,125 @@
+"""Health for people and monitors: a JSON state file and Prometheus textfile metrics.
+
+Both are written atomically (temp file + rename) at an interval, so a reader
+never sees half a file; node_exporter's textfile collector can read the .prom.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer_pi import machine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HealthState:
+    """What the loop knows about itself; the camera wrapper updates the camera fields."""
+
+    camera_state: str = "starting"  # starting, running, lost, retrying, ended
+    camera_reconnects: int = 0
+    corrupt_frames: int = 0
+    model: str = ""
+    started: float = field(default_factory=time.time)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _throttled_int(text: str | None) -> int | None:
+    try:
+        return int(text, 16) if text else None
+    except ValueError:
+        return None
+
+
+def snapshot(state: HealthState, fps: float, faces: int, frames: int,
+             stage_ms: dict[str, float]) -> dict:
+    th = machine.thermal()
+    return {
+        "time": round(time.time(), 3),
+        "uptime_s": round(time.time() - state.started, 1),
+        "fps": round(fps, 2),
+        "faces": faces,
+        "frames": frames,
+        "stage_ms": {k: round(v, 3) for k, v in stage_ms.items()},
+        "camera": {"state": state.camera_state, "reconnects": state.camera_reconnects},
+        "corrupt_frames": state.corrupt_frames,
+        "model": state.model,
+        "temperature_c": th["temperature_c"],
+        "throttled": th["throttled"],
+    }
+
+
+def prometheus(snap: dict) -> str:
+    """Prometheus text exposition format, version 0.0.4."""
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
+        out.append(f"# HELP fer_pi_{name} {help_}")
+        out.append(f"# TYPE fer_pi_{name} {kind}")
+        for labels, value in samples:
+            out.append(f"fer_pi_{name}{labels} {value}")
+
+    metric("up", "gauge", "1 while the pipeline loop runs", [("", 1)])
+    metric("uptime_seconds", "gauge", "Seconds since start", [("", snap["uptime_s"])])
+    metric("fps", "gauge", "Frames per second over the recent window", [("", snap["fps"])])
+    metric("faces", "gauge", "Faces in the latest frame", [("", snap["faces"])])
+    metric("frames_total", "counter", "Frames processed", [("", snap["frames"])])
+    metric("stage_latency_ms", "gauge", "Mean per-stage latency over the recent window",
+           [(f'{{stage="{k}"}}', v) for k, v in snap["stage_ms"].items()])
+    metric("camera_up", "gauge", "1 while frames arrive",
+           [("", 1 if snap["camera"]["state"] == "running" else 0)])
+    metric("camera_reconnects_total", "counter", "Times the source was reopened",
+           [("", snap["camera"]["reconnects"])])
+    metric("corrupt_frames_total", "counter", "Frames skipped as unreadable",
+           [("", snap["corrupt_frames"])])
+    if snap["temperature_c"] is not None:
+        metric("temperature_celsius", "gauge", "SoC temperature", [("", snap["temperature_c"])])
+    thr = _throttled_int(snap["throttled"])
+    if thr is not None:
+        metric("throttled", "gauge", "vcgencmd get_throttled bits (0: healthy)", [("", thr)])
+    return "\n".join(out) + "\n"
+
+
+class HealthWriter:
+    def __init__(self, state_file: str, metrics_file: str, interval_s: float,
+                 state: HealthState):
+        self.state_path = Path(state_file) if state_file else None
+        self.metrics_path = Path(metrics_file) if metrics_file else None
+        self.interval_s = interval_s
+        self.state = state
+        self._last = 0.0
+        self.last_snapshot: dict | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.state_path or self.metrics_path)
+
+    def maybe_write(self, fps: float, faces: int, frames: int, stage_ms: dict[str, float],
+                    force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last < self.interval_s):
+            return
+        self._last = now
+        snap = snapshot(self.state, fps, faces, frames, stage_ms)
+        self.last_snapshot = snap
+        try:
+            if self.state_path:
+                write_atomic(self.state_path, json.dumps(snap, indent=1) + "\n")
+            if self.metrics_path:
+                write_atomic(self.metrics_path, prometheus(snap))
+        except OSError as exc:  # a full disk must not stop the board
+            log.error("cannot write health files: %s", exc)

@@ -1,0 +1,228 @@
+"""Appliance behaviour: sd_notify over a real socket, health files, camera loss, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from fer_pi.camera import ResilientSource, SourceError, VideoFile
+from fer_pi.config import Config
+from fer_pi.health import HealthState, HealthWriter
+from fer_pi.notify import Notifier
+from fer_pi.pipeline import build, run
+
+
+@pytest.fixture
+def notify_socket(tmp_path, monkeypatch):
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    yield sock
+    sock.close()
+
+
+def drain(sock, seconds: float) -> list[tuple[float, str]]:
+    end = time.monotonic() + seconds
+    out = []
+    while time.monotonic() < end:
+        try:
+            out.append((time.monotonic(), sock.recv(4096).decode()))
+        except TimeoutError:
+            pass
+    return out
+
+
+class StallingSource:
+    """Real frames from a clip, then read() blocks: the loop hangs as a wedged driver would."""
+
+    def __init__(self, path: Path, frames_before_stall: int):
+        self.inner = VideoFile(path, loop=True)
+        self.left = frames_before_stall
+        self.release = threading.Event()
+        self.name, self.corrupt_frames = "stalling", 0
+
+    def open(self):
+        self.inner.open()
+
+    def read(self):
+        if self.left <= 0:
+            self.release.wait()
+            return None
+        self.left -= 1
+        time.sleep(0.01)
+        return self.inner.read()
+
+    def close(self):
+        self.inner.close()
+
+
+def test_ready_after_first_frame_watchdog_while_flowing_none_when_stalled(
+        notify_socket, monkeypatch, clips):
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # WatchdogSec=0.2: ping every <= 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    notifier = Notifier()
+    source = StallingSource(clips["moving"], frames_before_stall=40)
+    source.open()
+    pipeline = build(Config())
+    first_frame_done = []
+
+    def after(result, stats):
+        if not first_frame_done:
+            first_frame_done.append(time.monotonic())
+        notifier.frame_done(stats.fps, len(result.faces))
+
+    loop = threading.Thread(target=run, args=(source, pipeline),
+                            kwargs={"after": [after]}, daemon=True)
+    start = time.monotonic()
+    loop.start()
+    msgs = []
+    while source.left > 0 and time.monotonic() - start < 60:
+        msgs += drain(notify_socket, 0.1)
+    stalled_at = time.monotonic()
+    msgs += drain(notify_socket, 0.2)  # one ping may be in flight at the stall
+    after_stall = drain(notify_socket, 1.0)
+    source.release.set()
+    loop.join(5)
+
+    assert msgs and "READY=1" in msgs[0][1], "READY comes first"
+    assert msgs[0][0] >= first_frame_done[0] - 0.01, "READY only after the first frame"
+    assert "STATUS=running:" in msgs[0][1] and "FPS" in msgs[0][1]
+    pings = [t for t, m in msgs if "WATCHDOG=1" in m]
+    assert len(pings) >= 3, "WATCHDOG while frames flow"
+    assert not [m for _, m in after_stall if "WATCHDOG=1" in m], "no WATCHDOG once stalled"
+    assert stalled_at > start
+
+
+def test_fer_pi_process_notifies_systemd(notify_socket, clips):
+    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--video", str(clips["moving"]),
+                             "--headless", "--loop"], env={**os.environ,
+                                                           "WATCHDOG_USEC": "1000000"},
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        msgs = [m for _, m in drain(notify_socket, 6.0)]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    text = "\n".join(msgs)
+    assert "READY=1" in text and "WATCHDOG=1" in text and "STATUS=" in text
+    assert proc.returncode == 0
+
+
+class FlakyCamera:
+    """Frames from a clip; 'unplugged' after a few, absent for a while, then back."""
+
+    plan: list[str] = []
+
+    def __init__(self, path: Path, frames: int):
+        self.inner = VideoFile(path, loop=True)
+        self.frames = frames
+        self.name, self.corrupt_frames = "flaky camera", 0
+
+    def open(self):
+        step = FlakyCamera.plan.pop(0) if FlakyCamera.plan else "ok"
+        if step == "absent":
+            raise SourceError("cannot open flaky camera")
+        self.inner.open()
+
+    def read(self):
+        if self.frames <= 0:
+            raise SourceError("flaky camera: no frame (unplugged?)")
+        self.frames -= 1
+        return self.inner.read()
+
+    def close(self):
+        self.inner.close()
+
+
+def test_lost_camera_is_reopened_with_backoff_and_the_pipeline_resumes(clips, tmp_path):
+    FlakyCamera.plan = ["ok", "absent", "absent", "ok"]
+    stop = threading.Event()
+    waits: list[str] = []
+    src = ResilientSource(lambda: FlakyCamera(clips["moving"], 5), stop, max_backoff_s=0.2,
+                          on_wait=waits.append, first_backoff_s=0.05)
+    src.open()
+    state = HealthState(model="seed")
+    health = HealthWriter(str(tmp_path / "health.json"), str(tmp_path / "m.prom"), 0.0, state)
+    frames = []
+
+    def after(result, stats):
+        state.camera_reconnects = src.reconnects
+        state.camera_state = src.state
+        health.maybe_write(stats.fps, len(result.faces), stats.frames, stats.mean_ms())
+
+    t0 = time.monotonic()
+    stats = run(src, build(Config()), sinks=[frames.append], stop=stop, max_frames=12,
+                after=[after])
+    src.close()
+    assert stats.frames == 12
+    assert [f.frame.index for f in frames] == list(range(12)), "indices continue across reopen"
+    assert src.reconnects == 2  # lost after 5, reopened (two failed tries), lost again, back
+    assert waits and all(w.startswith("camera lost, retrying") for w in waits)
+    assert time.monotonic() - t0 < 30
+    snap = json.loads((tmp_path / "health.json").read_text())
+    assert snap["camera"] == {"state": "running", "reconnects": 2}
+    prom = (tmp_path / "m.prom").read_text()
+    assert "fer_pi_camera_reconnects_total 2" in prom
+
+
+def test_prometheus_text_parses(tmp_path):
+    parser = pytest.importorskip("prometheus_client.parser",
+                                 reason="prometheus_client checks the exposition format")
+    state = HealthState(model="seed", camera_state="running")
+    health = HealthWriter("", str(tmp_path / "m.prom"), 0.0, state)
+    health.maybe_write(24.5, 2, 100, {"detect": 12.0, "infer": 0.6})
+    families = {f.name: f for f in parser.text_string_to_metric_families(
+        (tmp_path / "m.prom").read_text())}
+    assert families["fer_pi_fps"].samples[0].value == 24.5
+    stages = {s.labels["stage"]: s.value for s in families["fer_pi_stage_latency_ms"].samples}
+    assert stages == {"detect": 12.0, "infer": 0.6}
+
+
+def test_sigterm_stops_cleanly_with_results_intact(clips, tmp_path):
+    out = tmp_path / "r.jsonl"
+    health = tmp_path / "h.json"
+    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--video", str(clips["two"]),
+                             "--loop", "--headless", "--output", str(out), "--health-file",
+                             str(health)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20000):
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+    assert time.monotonic() - t0 < 1.5, "stops within about a second"
+    assert proc.returncode == 0, proc.stderr.read()
+    lines = out.read_text().splitlines()
+    assert len(lines) > 5
+    recs = [json.loads(x) for x in lines]  # every line, the last included, is valid
+    assert [r["frame"] for r in recs] == list(range(len(recs)))
+    assert json.loads(health.read_text())["camera"]["state"] == "ended"
+
+
+def test_sigint_too(clips, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--video", str(clips["two"]),
+                             "--loop", "--headless"], stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(10)
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_check_config_accepts_health_settings(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[health]\nstate_file = "/tmp/x.json"\ninterval_s = 0.1\n')
+    proc = run_cli("--config", str(cfg), "--check-config")
+    assert proc.returncode == 2 and "health.interval_s = 0.1 is out of range" in proc.stderr
