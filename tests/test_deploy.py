@@ -1,0 +1,101 @@
+"""The kiosk's unit file and installer, checked with the tools systemd and shellcheck ship."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+UNIT = ROOT / "systemd" / "fer-pi.service"
+INSTALL = ROOT / "deploy" / "install.sh"
+pytestmark = pytest.mark.skipif(not UNIT.is_file(), reason="not a source checkout")
+needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                   reason="systemd-analyze not installed (Debian: systemd)")
+
+
+def _unit_copy(tmp_path: Path) -> Path:
+    """The unit as shipped, but ExecStart pointing at a file that exists here:
+    verify checks the executable, and /opt/fer-pi exists only on an installed Pi."""
+    text = UNIT.read_text()
+    assert "ExecStart=/opt/fer-pi/venv/bin/fer-pi " in text
+    exe = tmp_path / "fer-pi"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    out = tmp_path / "fer-pi.service"
+    out.write_text(text.replace("/opt/fer-pi/venv/bin/fer-pi", str(exe)))
+    return out
+
+
+@needs_analyze
+def test_unit_verifies(tmp_path):
+    proc = subprocess.run(["systemd-analyze", "verify", str(_unit_copy(tmp_path))],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "fer-pi.service" not in proc.stderr, proc.stderr  # no warnings about our unit
+
+
+@needs_analyze
+def test_unit_exposure_is_low(tmp_path):
+    proc = subprocess.run(["systemd-analyze", "security", "--offline=true",
+                           str(_unit_copy(tmp_path))], capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for fer-pi\.service: (\d+\.\d+)", proc.stdout)
+    assert m, proc.stdout[-2000:] + proc.stderr
+    assert float(m.group(1)) <= 3.5
+
+
+def test_unit_has_the_appliance_settings():
+    text = UNIT.read_text()
+    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "StartLimitBurst=",
+                 "Environment=SDL_VIDEODRIVER=kmsdrm", "ProtectSystem=strict", "ProtectHome=yes",
+                 "NoNewPrivileges=yes", "PrivateTmp=yes", "DevicePolicy=closed",
+                 "StateDirectory=fer-pi", "PrivateNetwork=yes"):
+        assert line in text, line
+    allowed = re.findall(r"^DeviceAllow=(\S+)", text, re.M)
+    assert set(allowed) == {"char-video4linux", "char-media", "char-drm", "char-dma_heap",
+                            "char-input"}
+
+
+def test_install_dry_run_lists_every_step_and_changes_nothing(tmp_path):
+    watched = [Path("/opt/fer-pi"), Path("/etc/fer-pi"), Path("/etc/systemd/system/fer-pi.service")]
+    before = [p.exists() for p in watched]
+    proc = subprocess.run(["bash", str(INSTALL), "--dry-run"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for needle in ("apt-get install", "python3-picamera2", "python3-systemd",
+                   "venv --system-site-packages /opt/fer-pi/venv", "pip install",
+                   "video,render", "/etc/fer-pi/config.toml", "fer-pi.service",
+                   "systemctl enable fer-pi.service", "consoleblank=0", "CAMERA:"):
+        assert needle in out, needle
+    assert [p.exists() for p in watched] == before
+
+
+def test_uninstall_dry_run():
+    proc = subprocess.run(["bash", str(INSTALL), "--dry-run", "--uninstall", "--purge"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "systemctl disable --now fer-pi.service" in proc.stdout
+    assert "rm -rf /etc/fer-pi" in proc.stdout
+
+
+def test_install_rejects_unknown_options():
+    proc = subprocess.run(["bash", str(INSTALL), "--frobnicate"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown option --frobnicate" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_shell_scripts_are_shellcheck_clean():
+    scripts = [INSTALL, ROOT / ".ci" / "run"]
+    proc = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_shipped_config_is_valid():
+    proc = run_cli("--config", str(ROOT / "deploy" / "config.toml"), "--print-config")
+    assert proc.returncode == 0, proc.stderr
+    assert 'camera = "picam"' in proc.stdout and "detect_every = 3" in proc.stdout
