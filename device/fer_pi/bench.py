@@ -72,6 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--headless", action="store_true", help="no draw stage")
     p.add_argument("--screen", default="800x480", help="off-screen board size for the draw stage")
     p.add_argument("--no-track", action="store_true", help="no tracking and smoothing")
+    p.add_argument("--flip-tta", action="store_true", help="classify each face and its mirror")
     p.add_argument("--stage", choices=["pipeline", "infer"], default="pipeline",
                    help="'infer' times the model alone on random and real face crops")
     p.add_argument("--config", help="TOML settings to start from (as fer-pi's)")
@@ -140,7 +141,7 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
     cfg = replace(cfg, model=replace(cfg.model, path=str(model), threads=threads),
                   track=replace(cfg.track, detect_every=every,
                                 enabled=cfg.track.enabled and not args.no_track))
-    classifier = Classifier(model, threads=threads)
+    classifier = Classifier(model, threads=threads, flip_tta=cfg.model.flip_tta)
     pipeline = build(cfg, classifier)
     show = None
     if not args.headless:
@@ -183,7 +184,8 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
     stages["infer_per_face"] = per_face
     return {
         "model": classifier.info.name, "model_path": str(model), "threads": threads,
-        "detect_every": every if pipeline.tracker else 1, "tracking": pipeline.tracker is not None,
+        "flip_tta": classifier.flip_tta, "detect_every": every if pipeline.tracker else 1,
+        "tracking": pipeline.tracker is not None,
         "runtime": classifier.runtime, "frames": len(timed),
         "faces_per_frame": round(sum(len(r.faces) for r in timed) / len(timed), 3),
         "fps": round(len(timed) / wall, 2),
@@ -196,7 +198,7 @@ def bench_infer(args, model: Path, threads: int) -> dict:
     from fer_pi.detect import HaarDetector, to_gray
     from fer_pi.preprocess import crop_face
 
-    clf = Classifier(model, threads=threads)
+    clf = Classifier(model, threads=threads, flip_tta=args.flip_tta)
     rng = np.random.default_rng(0)
     rand = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(32)]
     source = _open_source(args)
@@ -212,7 +214,7 @@ def bench_infer(args, model: Path, threads: int) -> dict:
     finally:
         source.close()
     out = {"model": clf.info.name, "model_path": str(model), "threads": threads,
-           "runtime": clf.runtime, "stages": {}}
+           "flip_tta": clf.flip_tta, "runtime": clf.runtime, "stages": {}}
     for name, crops in (("infer_random", rand), ("infer_real", real)):
         if not crops:
             continue
@@ -248,7 +250,7 @@ def run_local(args) -> dict:
         from fer_pi.config import load_file
 
         cfg = load_file(args.config)
-    cfg = from_dict({"detect": {}}, cfg)
+    cfg = from_dict({"model": {"flip_tta": bool(args.flip_tta or cfg.model.flip_tta)}}, cfg)
     before = machine.thermal()
     runs = []
     for model in models:
@@ -353,6 +355,8 @@ def run_remote(args, transport: Transport) -> dict:
         argv.append("--headless")
     if args.no_track:
         argv.append("--no-track")
+    if args.flip_tta:
+        argv.append("--flip-tta")
     if args.camera:
         argv += ["--camera", args.camera]
     proc = transport.run(argv, timeout=3600)

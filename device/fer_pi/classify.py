@@ -40,7 +40,8 @@ class Classifier:
     allocated tensors, so many faces cost no re-allocation.
     """
 
-    def __init__(self, model: Path, threads: int = 2, runtime: str | None = None):
+    def __init__(self, model: Path, threads: int = 2, runtime: str | None = None,
+                 flip_tta: bool = False):
         self.info: ModelInfo = read_model_info(model)
         self.runtime, interpreter_cls = load_interpreter_class(runtime)
         if model.stat().st_size == 0:
@@ -52,6 +53,7 @@ class Classifier:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"not a valid TFLite model: {model} ({first})") from None
         self.threads = threads
+        self.flip_tta = flip_tta
         inp = self.interpreter.get_input_details()
         out = self.interpreter.get_output_details()
         if len(inp) != 1 or len(out) != 1:
@@ -81,6 +83,13 @@ class Classifier:
         return x.astype(self._in_dtype)
 
     def probabilities(self, crop: np.ndarray) -> np.ndarray:
+        """Class probabilities; with flip_tta, averaged with the mirrored face (2 invokes)."""
+        probs = self._run(crop)
+        if self.flip_tta:
+            probs = (probs + self._run(crop[:, ::-1])) / 2.0
+        return probs
+
+    def _run(self, crop: np.ndarray) -> np.ndarray:
         self._buf[0, :, :, 0] = self.quantize(crop)
         self.interpreter.set_tensor(self._in["index"], self._buf)
         self.interpreter.invoke()

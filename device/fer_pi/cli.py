@@ -133,7 +133,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     from fer_pi.pipeline import build, run
 
     model_path = resolve_model(cfg.model.path)
-    classifier = Classifier(model_path, threads=cfg.model.threads)
+    classifier = Classifier(model_path, threads=cfg.model.threads, flip_tta=cfg.model.flip_tta)
     if cfg.source.images and cfg.track.detect_every > 1:
         # stills are unrelated pictures: predicting boxes from one into the next is wrong
         from dataclasses import replace

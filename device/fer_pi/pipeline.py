@@ -150,7 +150,8 @@ def build(cfg: Config, classifier: Classifier | None = None) -> Pipeline:
     detector = HaarDetector(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces,
                             d.detect_width)
     if classifier is None:
-        classifier = Classifier(resolve_model(cfg.model.path), threads=cfg.model.threads)
+        classifier = Classifier(resolve_model(cfg.model.path), threads=cfg.model.threads,
+                                flip_tta=cfg.model.flip_tta)
     tracker = smoother = None
     if cfg.track.enabled:
         t = cfg.track

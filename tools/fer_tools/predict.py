@@ -18,11 +18,8 @@ def is_tflite(path: Path) -> bool:
 def predict_tflite(path: Path, x: np.ndarray, threads: int = 2, flip: bool = False) -> np.ndarray:
     from fer_pi.classify import Classifier
 
-    clf = Classifier(Path(path), threads=threads)
-    out = np.stack([clf.probabilities(img) for img in x])
-    if flip:
-        out = (out + np.stack([clf.probabilities(img[:, ::-1]) for img in x])) / 2
-    return out
+    clf = Classifier(Path(path), threads=threads, flip_tta=flip)
+    return np.stack([clf.probabilities(img) for img in x])
 
 
 def predict_keras(model, x: np.ndarray, flip: bool = False, batch: int = 512,

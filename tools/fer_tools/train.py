@@ -41,6 +41,8 @@ class Recipe:
     data: str = ""
     data_sha256: dict = field(default_factory=dict)
     git_commit: str = ""
+    init: str = ""
+    init_sha256: str = ""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=0, help="use only N Training images "
                    "(stratified; for smoke runs)")
+    p.add_argument("--init", default="", help="start from this model's weights (same arch): "
+                   "a warm restart with a new schedule after an earlier run")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last finished epoch, with its saved recipe")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
@@ -257,7 +261,10 @@ def run(args: argparse.Namespace) -> int:
             warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
             shift=args.shift, zoom=args.zoom, rotation_deg=args.rotation_deg, flip=args.flip,
             bf16=args.bf16, seed=args.seed, limit=args.limit, data=str(data_dir.resolve()),
+            init=str(Path(args.init).resolve()) if args.init else "",
         )
+        if args.init and not Path(args.init).is_file():
+            raise DataError(f"--init model not found: {args.init}")
     if recipe.epochs < 1 or recipe.batch < 1:
         raise DataError("--epochs and --batch must be at least 1")
     from fer_tools import archs
@@ -299,6 +306,11 @@ def run(args: argparse.Namespace) -> int:
         start = 0
         _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
         model = archs.build(recipe.arch)
+        if recipe.init:
+            recipe.init_sha256 = file_sha256(recipe.init)
+            _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
+            model.set_weights(keras.models.load_model(recipe.init, compile=False).get_weights())
+            print(f"starting from the weights of {recipe.init}", flush=True)
         _compile(model, recipe, steps)
         print(f"training {recipe.arch} ({model.count_params():,} parameters) on "
               f"{len(train)} images for {recipe.epochs} epochs, {steps} steps each", flush=True)
