@@ -32,3 +32,15 @@ def test_ruff_clean():
         pytest.skip("not a source checkout")
     proc = subprocess.run(["ruff", "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_readme_settings_table_matches_the_code():
+    from fer_pi.config import markdown_table
+
+    readme = ROOT / "README.md"
+    if not readme.is_file():
+        pytest.skip("not a source checkout")
+    text = readme.read_text()
+    start = text.index("-->\n", text.index("<!-- settings:")) + 4
+    end = text.index("\n<!-- /settings -->")
+    assert text[start:end] == markdown_table(), "regenerate the README table from config.py"

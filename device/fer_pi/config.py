@@ -258,3 +258,17 @@ def to_toml(cfg: Config) -> str:
             lines.append(f"{f.name} = {text}  # {f.metadata['help']}")
         lines.append("")
     return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The README's settings table, generated so that docs and code cannot drift."""
+    rows = ["| key | default | range | flag | meaning |", "|---|---|---|---|---|"]
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            m = f.metadata
+            default = f.default
+            shown = ("true" if default else "false") if isinstance(default, bool) else repr(default)
+            rng = f"{m['lo']}..{m['hi']}" if m["lo"] is not None else ""
+            flag = f"`{m['flag']}`" if m["flag"] else ""
+            rows.append(f"| `{section}.{f.name}` | `{shown}` | {rng} | {flag} | {m['help']} |")
+    return "\n".join(rows)

@@ -76,6 +76,26 @@ def check_model(model) -> int:
     return int(model.count_params())
 
 
+def count_macs(model) -> int:
+    """Multiply-accumulates of one inference: convolutions and dense layers."""
+    total = 0
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense"):
+            out = layer.output.shape
+            spatial = int(out[1] * out[2]) if len(out) == 4 else 1
+            kernel = layer.get_weights()[0]
+            if kind == "DepthwiseConv2D":
+                total += spatial * int(kernel.size)
+            elif kind == "SeparableConv2D":
+                total += spatial * (int(kernel.size) + int(layer.get_weights()[1].size))
+            else:
+                total += spatial * int(kernel.size)
+        elif hasattr(layer, "layers"):
+            total += count_macs(layer)
+    return total
+
+
 def _float32(model):
     """A mixed-precision model rebuilt in float32, so the converter sees no casts."""
     import keras
@@ -196,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
                                          "zero point"},
         },
         "params": params,
+        "macs": count_macs(model),
         "source_model": {"path": src.name, "sha256": file_sha256(src)},
         "training": {
             "recipe": {k: v for k, v in run_cfg.items() if k not in ("data", "data_sha256")},
