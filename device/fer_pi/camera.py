@@ -153,10 +153,15 @@ class VideoFile:
         self.cap = cap
         self._in_clip = 0
 
+    MAX_CONSECUTIVE_BAD = 50
+
     def read(self) -> Frame | None:
+        """The next decodable frame. A frame that fails to decode inside the clip is
+        skipped and counted; the end of the clip (or of a truncated file) ends it."""
         if self.cap is None:
             raise SourceError(f"{self.name} is not open")
-        for _ in range(2):
+        bad = 0
+        while True:
             ok, image = self.cap.read()
             if ok and image is not None and image.size:
                 ts = self._offset + self._in_clip / self.fps
@@ -164,12 +169,20 @@ class VideoFile:
                 self.count += 1
                 self._in_clip += 1
                 return frame
+            # a failed read inside the clip has consumed that frame: the next read is the
+            # next frame. Past the header's frame count (or a truncated file) it is the end.
+            total = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            if 0 < total and self._in_clip < total and bad < self.MAX_CONSECUTIVE_BAD:
+                bad += 1
+                self.corrupt_frames += 1
+                log.warning("%s: frame %d unreadable, skipped", self.name, self._in_clip)
+                self._in_clip += 1  # keep timestamps true to the clip
+                continue
             if not self.loop or self._in_clip == 0:
                 return None
             self._offset += self._in_clip / self.fps
             self._in_clip = 0
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        return None
 
     def close(self) -> None:
         if self.cap is not None:

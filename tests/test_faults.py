@@ -1,0 +1,85 @@
+"""Bad data through the real code paths: corrupt and truncated clips, odd frames."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+from conftest import run_cli
+
+from fer_pi.synth import Placement, compose, write_clip
+
+
+def _clip(path, face, n=30):
+    return write_clip(path, (compose([Placement(120 + i, 40, 400)], face=face) for i in range(n)))
+
+
+def _jpeg_starts(data: bytes) -> list[int]:
+    out, i = [], data.find(b"\xff\xd8\xff")
+    while i != -1:
+        out.append(i)
+        i = data.find(b"\xff\xd8\xff", i + 3)
+    return out
+
+
+def test_corrupt_frames_are_skipped_and_counted(tmp_path, face):
+    clip = _clip(tmp_path / "c.avi", face)
+    data = bytearray(clip.read_bytes())
+    starts = _jpeg_starts(bytes(data))
+    assert len(starts) == 30
+    for k in (5, 6, 15):  # wipe the start of three frames' JPEG data
+        data[starts[k]:starts[k] + 2000] = bytes(2000)
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(bytes(data))
+    out, health = tmp_path / "r.jsonl", tmp_path / "h.json"
+    proc = run_cli("--video", str(bad), "--headless", "--output", str(out), "--health-file",
+                   str(health))
+    assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(recs) == 27
+    frames_in_clip = [round(r["timestamp"] * 30) for r in recs]
+    assert not {5, 6, 15} & set(frames_in_clip) and frames_in_clip[-1] == 29
+    assert json.loads(health.read_text())["corrupt_frames"] == 3
+    assert "frame 5 unreadable, skipped" in proc.stderr
+
+
+def test_truncated_clip_keeps_what_it_has(tmp_path, face):
+    clip = _clip(tmp_path / "c.avi", face)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: _jpeg_starts(data)[12] + 500])
+    out = tmp_path / "r.jsonl"
+    proc = run_cli("--video", str(cut), "--headless", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert 10 <= len(recs) <= 12
+    assert all(len(r["faces"]) == 1 for r in recs)
+
+
+def test_odd_frames_do_not_break_the_pipeline(tmp_path, face):
+    frame = compose([Placement(100, 40, 400)], face=face)
+    cv2.imwrite(str(tmp_path / "1_gray.png"), cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(tmp_path / "2_bgra.png"), cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(tmp_path / "3_4k.png"), cv2.resize(frame, (3840, 2880)))
+    cv2.imwrite(str(tmp_path / "4_tiny.png"), cv2.resize(frame, (16, 12)))
+    cv2.imwrite(str(tmp_path / "5_16bit.png"), frame.astype(np.uint16) * 256)
+    out = tmp_path / "r.jsonl"
+    proc = run_cli("--images", str(tmp_path), "--headless", "--output", str(out),
+                   "--save-frames", str(tmp_path / "annotated"))
+    assert proc.returncode == 0, proc.stderr
+    faces = [len(json.loads(x)["faces"]) for x in out.read_text().splitlines()]
+    assert faces == [1, 1, 1, 0, 1]
+    assert len(list((tmp_path / "annotated").glob("*.png"))) == 5
+
+
+def test_many_faces_respect_max_faces(tmp_path, face):
+    from fer_pi.synth import astronaut_face_bgr, grid_placements
+
+    tile = astronaut_face_bgr()
+    clip = write_clip(tmp_path / "six.avi",
+                      (compose(grid_placements(6), face=tile) for _ in range(5)))
+    out = tmp_path / "r.jsonl"
+    proc = run_cli("--video", str(clip), "--headless", "--output", str(out), "--max-faces", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert [len(json.loads(x)["faces"]) for x in out.read_text().splitlines()] == [4] * 5
