@@ -110,3 +110,16 @@ def test_bad_options(args, needle, tmp_path):
     assert proc.returncode == 2
     lines = [x for x in proc.stderr.splitlines() if x.startswith("fer-bench: error:")]
     assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_soak_report(tmp_path):
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "XDG_CACHE_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "fer_pi.soak", "--minutes", "0.1",
+                           "--sample-s", "1", "--json"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["schema"] == "fer-soak/1" and len(rep["samples"]) >= 4
+    for s in rep["samples"]:
+        assert s["rss_mb"] > 10 and s["open_files"] > 0 and s["frames"] > 0
+    assert rep["open_files_end"] == rep["samples"][-1]["open_files"]
