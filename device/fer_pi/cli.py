@@ -25,6 +25,13 @@ from fer_pi.output import OutputError
 log = logging.getLogger("fer_pi")
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_MODEL, EXIT_OUTPUT, EXIT_DISPLAY = range(7)
+# expected failures: one line naming the problem, and the exit code documented below
+ERRORS = {
+    ModelError: ("model error", EXIT_MODEL),
+    SourceError: ("source error", EXIT_SOURCE),
+    OutputError: ("output error", EXIT_OUTPUT),
+    DetectorError: ("detector error", EXIT_ERROR),
+}
 
 EPILOG = """\
 exit codes:
@@ -109,18 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     try:
         return run_app(cfg, check_only=args.check_config, demo=args.demo)
-    except ModelError as exc:
-        print(f"fer-pi: model error: {exc}", file=sys.stderr)
-        return EXIT_MODEL
-    except SourceError as exc:
-        print(f"fer-pi: source error: {exc}", file=sys.stderr)
-        return EXIT_SOURCE
-    except OutputError as exc:
-        print(f"fer-pi: output error: {exc}", file=sys.stderr)
-        return EXIT_OUTPUT
-    except DetectorError as exc:
-        print(f"fer-pi: detector error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    except tuple(ERRORS) as exc:
+        what, code = ERRORS[type(exc)]
+        print(f"fer-pi: {what}: {exc}", file=sys.stderr)
+        return code
 
 
 def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 
 from fer_pi.labels import LABELS
 from fer_pi.modelfile import METADATA_FORMAT
+from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.gitinfo import git_commit
 
@@ -267,12 +268,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (ConvertError, DataError) as exc:
-        print(f"fer-convert: error: {exc}", file=sys.stderr)
-        return 2
+    return main_wrapper("fer-convert", parse_args, run, (ConvertError, DataError), argv)
 
 
 if __name__ == "__main__":

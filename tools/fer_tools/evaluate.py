@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from fer_pi.labels import LABELS
+from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.metrics import plot_confusion, report
 from fer_tools.predict import is_tflite
@@ -90,12 +91,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (EvalError, DataError) as exc:
-        print(f"fer-eval: error: {exc}", file=sys.stderr)
-        return 2
+    return main_wrapper("fer-eval", parse_args, run, (EvalError, DataError), argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256, load_split, resolve_data_dir, stratified_subset
 from fer_tools.gitinfo import git_commit
 
@@ -343,12 +344,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except DataError as exc:
-        print(f"fer-train: error: {exc}", file=sys.stderr)
-        return 2
+    return main_wrapper("fer-train", parse_args, run, (DataError,), argv)
 
 
 if __name__ == "__main__":
