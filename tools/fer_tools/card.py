@@ -122,7 +122,11 @@ def model_section(models: Path, name: str, bench: dict | None) -> str:
                 lines.append(f"| {r['threads']} | {s['p50']:.3f} | {s['p95']:.3f} | "
                              f"{s['p99']:.3f} |")
             lines.append("")
-    lines += ["### Recipe", "", "```json", json.dumps(recipe, indent=1), "```", ""]
+    lines += ["### Recipe", "", "The run that produced the weights:", "", "```json",
+              json.dumps(recipe, indent=1), "```", ""]
+    for i, prev in enumerate(meta["training"].get("earlier_runs", []), 1):
+        lines += [f"It started from the weights of an earlier run ({i}):", "", "```json",
+                  json.dumps(prev, indent=1), "```", ""]
     curve = models / f"fer_{name}_curve.png"
     if curve.is_file():
         lines += [f"![training curve]({curve.name})", ""]

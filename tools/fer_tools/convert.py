@@ -205,6 +205,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = src.parent if src.is_file() else src
     if (run_dir / "config.json").is_file():
         run_cfg = json.loads((run_dir / "config.json").read_text())
+    earlier = []  # a warm restart (--init) continues an earlier run: record the whole chain
+    cfg = run_cfg
+    while cfg.get("init") and (Path(cfg["init"]).parent / "config.json").is_file() \
+            and len(earlier) < 10:
+        cfg = json.loads((Path(cfg["init"]).parent / "config.json").read_text())
+        earlier.append({k: v for k, v in cfg.items() if k not in ("data", "data_sha256")})
     meta = {
         "format": METADATA_FORMAT,
         "name": name,
@@ -223,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
             "recipe": {k: v for k, v in run_cfg.items() if k not in ("data", "data_sha256")},
             "data_sha256": run_cfg.get("data_sha256", {}),
             "git_commit": run_cfg.get("git_commit", "unknown"),
+            "earlier_runs": earlier,
         },
         "calibration": {"split": "Training", "images": int(len(calib_idx)), "seed": args.seed,
                         "data_sha256": file_sha256(train.path)},
