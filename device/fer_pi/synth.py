@@ -109,3 +109,19 @@ def demo_placements(n: int = 240, width: int = 640, height: int = 480) -> list[P
 def demo_clip(path: Path, n: int = 240) -> Path:
     face = astronaut_bgr()
     return write_clip(path, (compose([p], face=face) for p in demo_placements(n)))
+
+
+def main(argv=None) -> int:
+    """``python -m fer_pi.synth OUT.avi``: the demo clip, e.g. to compare two installs."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m fer_pi.synth", description=main.__doc__)
+    p.add_argument("out", help="output .avi")
+    p.add_argument("--frames", type=int, default=240)
+    args = p.parse_args(argv)
+    print(demo_clip(Path(args.out), args.frames))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -43,6 +43,7 @@ class Recipe:
     data_sha256: dict = field(default_factory=dict)
     git_commit: str = ""
     init: str = ""
+    dropout: str = ""  # comma-separated rates for archs that take them (seed: three)
     init_sha256: str = ""
 
 
@@ -74,6 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=0, help="use only N Training images "
                    "(stratified; for smoke runs)")
+    p.add_argument("--dropout", default="", help="dropout rates, comma-separated (seed: three, "
+                   "default 0.25,0.25,0.5)")
     p.add_argument("--init", default="", help="start from this model's weights (same arch): "
                    "a warm restart with a new schedule after an earlier run")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
@@ -262,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
             warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
             shift=args.shift, zoom=args.zoom, rotation_deg=args.rotation_deg, flip=args.flip,
             bf16=args.bf16, seed=args.seed, limit=args.limit, data=str(data_dir.resolve()),
-            init=str(Path(args.init).resolve()) if args.init else "",
+            init=str(Path(args.init).resolve()) if args.init else "", dropout=args.dropout,
         )
         if args.init and not Path(args.init).is_file():
             raise DataError(f"--init model not found: {args.init}")
@@ -306,7 +309,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         start = 0
         _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
-        model = archs.build(recipe.arch)
+        kwargs = {}
+        if recipe.dropout:
+            try:
+                kwargs["dropout"] = tuple(float(x) for x in recipe.dropout.split(","))
+            except ValueError:
+                raise DataError(f"--dropout must be comma-separated rates, got {recipe.dropout!r}") from None
+        try:
+            model = archs.build(recipe.arch, **kwargs)
+        except TypeError:
+            raise DataError(f"--dropout: architecture {recipe.arch!r} takes no dropout rates") from None
         if recipe.init:
             recipe.init_sha256 = file_sha256(recipe.init)
             _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
