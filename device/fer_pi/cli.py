@@ -260,8 +260,10 @@ def _demo_printer():
     """Headless demo: a line a second of clip time, so a person sees it working."""
     def show(result) -> None:
         if result.frame.index % 30 == 0:
-            faces = ", ".join(f"{f.prediction.label} {f.prediction.confidence:.0%}"
-                              for f in result.faces) or "no face"
+            faces = ", ".join(
+                (f"#{f.track_id} " if f.track_id is not None else "")
+                + f"{f.shown or f.prediction.label} ({f.prediction.label} {f.prediction.confidence:.0%}"
+                " this frame)" for f in result.faces) or "no face"
             print(f"frame {result.frame.index:4d}  t={result.frame.timestamp:5.2f}s  {faces}",
                   flush=True)
     return show
