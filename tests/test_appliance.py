@@ -38,9 +38,10 @@ def drain(sock, seconds: float) -> list[tuple[float, str]]:
     out = []
     while time.monotonic() < end:
         try:
-            out.append((time.monotonic(), sock.recv(4096).decode()))
+            msg = sock.recv(4096).decode()
         except TimeoutError:
-            pass
+            continue
+        out.append((time.monotonic(), msg))  # stamped on arrival, not before the wait
     return out
 
 
