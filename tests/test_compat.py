@@ -32,7 +32,11 @@ def test_the_stack_is_bookworms():
 
 def test_same_labels_as_ai_edge_litert(tmp_path):
     """The reference JSONL was written by the main venv (ai-edge-litert, numpy 2) on the
-    same clip: both runtimes must agree on labels and nearly on probabilities."""
+    same clip: both runtimes must agree on labels and nearly on probabilities.
+
+    Their int8 kernels round differently: over PublicTest, ai-edge-litert 2.3.0 and
+    tflite-runtime 2.14.0 differ by 0.005 in the median face's largest probability, 0.039
+    at the 99th percentile and 0.066 at most (measured 2026-11-25), hence 0.07 here."""
     clip, ref = os.environ.get("FER_REFERENCE_CLIP"), os.environ.get("FER_REFERENCE_JSONL")
     if not clip or not ref:
         pytest.skip("no reference run given (FER_REFERENCE_CLIP, FER_REFERENCE_JSONL)")
@@ -50,5 +54,5 @@ def test_same_labels_as_ai_edge_litert(tmp_path):
             n_faces += 1
             assert fa["label"] == fb["label"] and fa["shown"] == fb["shown"]
             for k in fa["probs"]:
-                assert abs(fa["probs"][k] - fb["probs"][k]) <= 0.02
+                assert abs(fa["probs"][k] - fb["probs"][k]) <= 0.07
     assert n_faces > 0

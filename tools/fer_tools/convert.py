@@ -252,8 +252,13 @@ def run(args: argparse.Namespace) -> int:
         scored.with_suffix(".json").unlink(missing_ok=True)
         raise
     drop = (float_acc - int8_acc) * 100
+    from fer_pi.classify import load_interpreter_class
+    from fer_pi.machine import versions
+
+    runtime, _ = load_interpreter_class()  # the one predict_tflite scored with
     meta["accuracy"] = {ev.name: {"split_role": "validation", "images": len(ev),
                                   "float": round(float_acc, 4), "int8": round(int8_acc, 4)},
+                        "runtime": f"{runtime} {versions().get(runtime, '')}".strip(),
                         "note": "PublicTest is the validation split used to choose models; "
                                 "PrivateTest is held back"}
     meta["tflite"] = {"bytes": len(tflite)}
