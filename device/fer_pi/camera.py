@@ -77,30 +77,44 @@ class OpenCVCamera:
 
 
 class PiCamera:
-    """The Pi camera through picamera2 (apt: python3-picamera2): RGB main stream, newest frame."""
+    """The Pi camera through picamera2 (apt: python3-picamera2).
 
-    def __init__(self, width: int = 640, height: int = 480, fps: int = 30):
+    Two streams from one request: ``main`` in RGB888 (B,G,R in memory, as OpenCV
+    wants) for the picture and the face crops, and a small ``lores`` YUV420 stream
+    whose Y plane is the grayscale image detection runs on, so the Pi does not
+    convert or downscale the full frame for Haar.
+    """
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 30,
+                 detect_width: int = 480):
         self.width, self.height, self.fps = width, height, fps
+        self.detect_width = detect_width
         self.name = "picam"
         self.cam = None
+        self.lores_size: tuple[int, int] | None = None
         self.count = 0
         self.corrupt_frames = 0
 
     def open(self) -> None:
         try:
-            from picamera2 import Picamera2  # noqa: PLC0415 - lazy on purpose
+            from picamera2 import Picamera2  # lazy on purpose: it probes devices on import
         except ImportError:
             raise SourceError("picamera2 is not installed: sudo apt install python3-picamera2 "
                               "and create the venv with --system-site-packages") from None
         try:
             cam = Picamera2()
-            # BGR888 in libcamera's naming is laid out B,G,R... per pixel as OpenCV wants
+            streams = {"main": {"size": (self.width, self.height), "format": "RGB888"}}
+            if self.detect_width and self.detect_width < self.width:
+                lw = self.detect_width - self.detect_width % 2
+                lh = round(self.height * lw / self.width)
+                streams["lores"] = {"size": (lw, lh - lh % 2), "format": "YUV420"}
             config = cam.create_video_configuration(
-                main={"size": (self.width, self.height), "format": "RGB888"},
-                controls={"FrameRate": float(self.fps)}, buffer_count=2,
-            )
+                **streams, controls={"FrameRate": float(self.fps)}, buffer_count=2)
+            cam.align_configuration(config)  # sizes the ISP can produce
             cam.configure(config)
             cam.start()
+            if "lores" in streams:
+                self.lores_size = tuple(cam.camera_configuration()["lores"]["size"])
         except Exception as exc:  # picamera2 raises plain RuntimeError/IndexError on no camera
             raise SourceError(f"cannot open the Pi camera: {exc}") from None
         self.cam = cam
@@ -109,10 +123,16 @@ class PiCamera:
         if self.cam is None:
             raise SourceError("picam is not open")
         try:
-            image = self.cam.capture_array("main")
+            if self.lores_size:
+                (main, lores), _meta = self.cam.capture_arrays(["main", "lores"])
+                lw, lh = self.lores_size
+                small = lores[:lh, :lw]  # YUV420 array: the first lh rows are Y
+            else:
+                main, small = self.cam.capture_array("main"), None
         except Exception as exc:
             raise SourceError(f"picam: capture failed: {exc}") from None
-        frame = Frame(self.count, time.time(), np.ascontiguousarray(image[:, :, :3]), self.name)
+        frame = Frame(self.count, time.time(), np.ascontiguousarray(main[:, :, :3]), self.name,
+                      small)
         self.count += 1
         return frame
 
@@ -234,9 +254,10 @@ class ImageFolder:
 
 
 def open_source(camera: str = "", video: str = "", images: str = "", loop: bool = False,
-                width: int = 640, height: int = 480, fps: int = 30) -> FrameSource:
+                width: int = 640, height: int = 480, fps: int = 30,
+                detect_width: int = 480) -> FrameSource:
     """The source the settings name, opened; logs which one it picked."""
-    src = make_source(camera, video, images, loop, width, height, fps)
+    src = make_source(camera, video, images, loop, width, height, fps, detect_width)
     src.open()
     log.info("source: %s", src.name)
     return src
@@ -327,14 +348,15 @@ class ResilientSource:
 
 
 def make_source(camera: str = "", video: str = "", images: str = "", loop: bool = False,
-                width: int = 640, height: int = 480, fps: int = 30) -> FrameSource:
+                width: int = 640, height: int = 480, fps: int = 30,
+                detect_width: int = 480) -> FrameSource:
     """The source the settings name, not yet opened."""
     if video:
         return VideoFile(Path(video), loop=loop)
     if images:
         return ImageFolder(Path(images), loop=loop)
     if camera == "picam":
-        return PiCamera(width, height, fps)
+        return PiCamera(width, height, fps, detect_width)
     if camera != "":
         return OpenCVCamera(int(camera), width, height, fps)
     raise SourceError("no source: give --camera N, --camera picam, --video PATH or --images DIR")

@@ -171,10 +171,12 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         health.maybe_write(0.0, 0, 0, {})
 
     s = cfg.source
-    source = make_source(s.camera, s.video, s.images, s.loop, s.width, s.height, s.fps)
+    dw = cfg.detect.detect_width
+    source = make_source(s.camera, s.video, s.images, s.loop, s.width, s.height, s.fps, dw)
     if s.camera:
         def reopen():
-            return make_source(s.camera, width=s.width, height=s.height, fps=s.fps)
+            return make_source(s.camera, width=s.width, height=s.height, fps=s.fps,
+                               detect_width=dw)
 
         source = ResilientSource(reopen, stop, s.reconnect_max_s, on_wait)
     source.open()

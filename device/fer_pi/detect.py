@@ -64,13 +64,16 @@ class HaarDetector:
 
     def detect(self, gray: np.ndarray) -> list[FaceBox]:
         h, w = gray.shape[:2]
-        scale = 1.0
-        small = gray
         if self.detect_width and w > self.detect_width:
             scale = self.detect_width / w
             small = cv2.resize(gray, (self.detect_width, max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA)
-        small = cv2.equalizeHist(small)
+            return self.detect_scaled(small, scale)
+        return self.detect_scaled(gray, 1.0)
+
+    def detect_scaled(self, small: np.ndarray, scale: float) -> list[FaceBox]:
+        """Detect on ``small``, a copy of the frame scaled by ``scale``; boxes in frame pixels."""
+        small = cv2.equalizeHist(np.ascontiguousarray(small))
         min_px = max(8, round(self.min_size * scale))
         rects = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
                                               minNeighbors=self.min_neighbors,

@@ -44,7 +44,13 @@ class Pipeline:
         tr = self.tracker
         detect_now = tr is None or self._count % self.detect_every == 0 or not tr.tracks
         self._count += 1
-        boxes = self.detector.detect(gray) if detect_now else []
+        if not detect_now:
+            boxes = []
+        elif frame.detect_gray is not None:  # the camera made a small copy for us
+            small = frame.detect_gray
+            boxes = self.detector.detect_scaled(small, small.shape[1] / gray.shape[1])
+        else:
+            boxes = self.detector.detect(gray)
         t1 = time.perf_counter()
         ids: list[int | None]
         if tr is not None:

@@ -15,6 +15,9 @@ class Frame:
     timestamp: float  # seconds: capture time for cameras, position for files
     image: np.ndarray = field(repr=False)
     source: str = ""
+    # a smaller grayscale copy made by the camera itself (the Pi camera's lores Y plane):
+    # detection runs on it and skips its own conversion and downscaling
+    detect_gray: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,121 @@
+"""The Pi camera adapter against a stand-in picamera2 module (the real one needs a Pi):
+two streams, detection on the lores Y plane, boxes in full-frame pixels."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_pi.camera import PiCamera, SourceError, make_source
+from fer_pi.config import Config
+from fer_pi.detect import HaarDetector, to_gray
+from fer_pi.pipeline import build
+from fer_pi.synth import Placement, compose
+
+
+class FakePicamera2:
+    """Enough of picamera2.Picamera2 for the adapter: arrays as picamera2 lays them out."""
+
+    frames: list[np.ndarray] = []
+    fail_open = False
+
+    def __init__(self):
+        if FakePicamera2.fail_open:
+            raise RuntimeError("Camera __init__ sequence did not complete.")
+        self.config = None
+        self.i = 0
+
+    def create_video_configuration(self, main, lores=None, controls=None, buffer_count=4):
+        cfg = {"main": dict(main), "controls": controls, "buffer_count": buffer_count}
+        if lores:
+            cfg["lores"] = dict(lores)
+        return cfg
+
+    def align_configuration(self, config):
+        pass
+
+    def configure(self, config):
+        assert config["main"]["format"] == "RGB888"
+        assert config.get("lores", {}).get("format", "YUV420") == "YUV420"
+        self.config = config
+
+    def camera_configuration(self):
+        return self.config
+
+    def start(self):
+        pass
+
+    def _main(self):
+        f = FakePicamera2.frames[self.i % len(FakePicamera2.frames)]
+        self.i += 1
+        return f
+
+    def capture_arrays(self, names):
+        main = self._main()
+        lw, lh = self.config["lores"]["size"]
+        y = cv2.cvtColor(cv2.resize(main, (lw, lh), interpolation=cv2.INTER_AREA),
+                         cv2.COLOR_BGR2GRAY)
+        yuv = np.zeros((lh * 3 // 2, lw), np.uint8)
+        yuv[:lh] = y
+        return [main, yuv], {}
+
+    def capture_array(self, name="main"):
+        return self._main()
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch, face):
+    mod = types.ModuleType("picamera2")
+    mod.Picamera2 = FakePicamera2
+    monkeypatch.setitem(sys.modules, "picamera2", mod)
+    FakePicamera2.frames = [compose([Placement(80 + 8 * i, 40, 400)], face=face)
+                            for i in range(5)]
+    FakePicamera2.fail_open = False
+    return FakePicamera2
+
+
+def test_two_streams_and_detection_on_lores(fake_picamera2):
+    cam = make_source("picam", width=640, height=480, detect_width=480)
+    assert isinstance(cam, PiCamera)
+    cam.open()
+    assert cam.lores_size == (480, 360)
+    pipeline = build(Config())
+    reference = HaarDetector()
+    for _ in range(5):
+        frame = cam.read()
+        assert frame.image.shape == (480, 640, 3) and frame.detect_gray.shape == (360, 480)
+        result = pipeline.process(frame)
+        want = reference.detect(to_gray(frame.image))
+        assert len(result.faces) == len(want) == 1
+        assert result.faces[0].box.iou(want[0]) > 0.6  # full-frame pixels, not lores
+    cam.close()
+
+
+def test_no_lores_when_not_downscaling(fake_picamera2):
+    cam = PiCamera(640, 480, detect_width=0)
+    cam.open()
+    frame = cam.read()
+    assert cam.lores_size is None and frame.detect_gray is None
+    assert len(build(Config()).process(frame).faces) == 1
+
+
+def test_camera_absent_is_a_source_error(fake_picamera2):
+    fake_picamera2.fail_open = True
+    with pytest.raises(SourceError, match="cannot open the Pi camera"):
+        PiCamera().open()
+
+
+def test_picamera2_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # import fails
+    with pytest.raises(SourceError, match="apt install python3-picamera2"):
+        PiCamera().open()
