@@ -72,7 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--headless", action="store_true", help="no draw stage")
     p.add_argument("--screen", default="800x480", help="off-screen board size for the draw stage")
     p.add_argument("--no-track", action="store_true", help="no tracking and smoothing")
-    p.add_argument("--flip-tta", action="store_true", help="classify each face and its mirror")
+    p.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
+                   help="one inference per face instead of the face and its mirror")
     p.add_argument("--stage", choices=["pipeline", "infer"], default="pipeline",
                    help="'infer' times the model alone on random and real face crops")
     p.add_argument("--config", help="TOML settings to start from (as fer-pi's)")
@@ -250,7 +251,7 @@ def run_local(args) -> dict:
         from fer_pi.config import load_file
 
         cfg = load_file(args.config)
-    cfg = from_dict({"model": {"flip_tta": bool(args.flip_tta or cfg.model.flip_tta)}}, cfg)
+    cfg = from_dict({"model": {"flip_tta": bool(args.flip_tta and cfg.model.flip_tta)}}, cfg)
     before = machine.thermal()
     runs = []
     for model in models:
@@ -355,8 +356,8 @@ def run_remote(args, transport: Transport) -> dict:
         argv.append("--headless")
     if args.no_track:
         argv.append("--no-track")
-    if args.flip_tta:
-        argv.append("--flip-tta")
+    if not args.flip_tta:
+        argv.append("--no-flip-tta")
     if args.camera:
         argv += ["--camera", args.camera]
     proc = transport.run(argv, timeout=3600)
