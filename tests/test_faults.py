@@ -83,3 +83,58 @@ def test_many_faces_respect_max_faces(tmp_path, face):
     proc = run_cli("--video", str(clip), "--headless", "--output", str(out), "--max-faces", "4")
     assert proc.returncode == 0, proc.stderr
     assert [len(json.loads(x)["faces"]) for x in out.read_text().splitlines()] == [4] * 5
+
+
+def test_output_write_errors_do_not_stop_the_run(tmp_path, clips):
+    """A full disk mid-run (here: the output is /dev/full) is logged; the run goes on."""
+    import os
+
+    if not os.path.exists("/dev/full"):
+        import pytest
+
+        pytest.skip("no /dev/full on this system")
+    out = tmp_path / "r.jsonl"
+    out.symlink_to("/dev/full")
+    proc = run_cli("--video", str(clips["two"]), "--headless", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot write" in proc.stderr and "the board goes on" in proc.stderr
+    assert "10 frames" in proc.stderr  # every frame was still processed
+
+
+def test_partial_frame_is_cut_back(tmp_path, monkeypatch):
+    """A write that fails half-way leaves the file ending on a whole line."""
+    from fer_pi.output import ResultWriter
+    from fer_pi.schema import Frame, FrameResult
+
+    w = ResultWriter(tmp_path / "r.jsonl", ("a", "b"))
+    w.write(FrameResult(Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8)), ()))
+    real_write = w.fh.write
+
+    def half_then_fail(data: bytes):
+        real_write(data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(w.fh, "write", half_then_fail)
+    w.write(FrameResult(Frame(1, 0.1, np.zeros((4, 4, 3), np.uint8)), ()))
+    monkeypatch.undo()
+    w.write(FrameResult(Frame(2, 0.2, np.zeros((4, 4, 3), np.uint8)), ()))
+    w.close()
+    lines = (tmp_path / "r.jsonl").read_text().splitlines()
+    assert [json.loads(x)["frame"] for x in lines] == [0, 2]
+    assert w.errors == 1
+
+
+def test_metadata_that_disagrees_with_the_model(tmp_path, model_path, clips):
+    import shutil
+
+    bad = tmp_path / "m.tflite"
+    shutil.copy(model_path, bad)
+    meta = json.loads(model_path.with_suffix(".json").read_text())
+    meta["labels"] = meta["labels"][:5]
+    bad.with_suffix(".json").write_text(json.dumps(meta))
+    proc = run_cli("--video", str(clips["empty"]), "--headless", "--model", str(bad))
+    assert proc.returncode == 4
+    assert "model has 7 outputs but 5 labels" in proc.stderr and str(bad) in proc.stderr
+    bad.with_suffix(".json").write_text("{not json")
+    proc = run_cli("--video", str(clips["empty"]), "--headless", "--model", str(bad))
+    assert proc.returncode == 4 and "metadata unreadable" in proc.stderr

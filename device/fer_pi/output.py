@@ -7,11 +7,15 @@ signal is still valid up to its last line.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
 from pathlib import Path
 from typing import IO
 
 from fer_pi.schema import FrameResult
+
+log = logging.getLogger(__name__)
 
 
 class OutputError(Exception):
@@ -47,7 +51,12 @@ def frame_record(result: FrameResult) -> dict:
 
 
 class ResultWriter:
-    """Writes .jsonl or .csv by the path's suffix."""
+    """Writes .jsonl or .csv by the path's suffix.
+
+    Each frame's lines are written and flushed at once; if the disk fills or the
+    file becomes unwritable, the partial frame is cut off again (so the file stays
+    valid to its last line), the error is logged, and the pipeline and board go on.
+    """
 
     def __init__(self, path: str | Path, labels: tuple[str, ...]):
         self.path = Path(path)
@@ -57,30 +66,59 @@ class ResultWriter:
             raise OutputError(f"output must end in .jsonl or .csv: {self.path}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fh: IO[str] = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self.fh: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise OutputError(f"cannot write output {self.path}: {exc.strerror or exc}") from None
         self.rows = 0
+        self.errors = 0
         if self.kind == "csv":
-            self.csv = csv.writer(self.fh)
-            self.csv.writerow(["frame", "timestamp", "faces", "face", "track_id", "x", "y", "w",
-                               "h", "label", "confidence", "shown",
-                               *(f"p_{n}" for n in labels)])
+            self._append(self._csv_text([["frame", "timestamp", "faces", "face", "track_id", "x",
+                                          "y", "w", "h", "label", "confidence", "shown",
+                                          *(f"p_{n}" for n in labels)]]))
+
+    @staticmethod
+    def _csv_text(rows: list[list]) -> str:
+        buf = io.StringIO()
+        csv.writer(buf).writerows(rows)
+        return buf.getvalue()
+
+    def _append(self, text: str) -> bool:
+        pos = self.fh.tell()
+        try:
+            self.fh.write(text.encode("utf-8"))
+            self.fh.flush()
+            return True
+        except OSError as exc:
+            self.errors += 1
+            if self.errors == 1 or self.errors % 100 == 0:
+                log.error("cannot write %s (%s); %d frame(s) not written, the board goes on",
+                          self.path, exc.strerror or exc, self.errors)
+            try:  # drop the partial frame so the file ends on a whole line
+                self.fh.seek(pos)
+                self.fh.truncate(pos)
+            except OSError:
+                pass
+            return False
 
     def write(self, result: FrameResult) -> None:
+        rec = frame_record(result)
         if self.kind == "jsonl":
-            self.fh.write(json.dumps(frame_record(result), separators=(",", ":")) + "\n")
+            text = json.dumps(rec, separators=(",", ":")) + "\n"
         else:
-            rec = frame_record(result)
+            rows = []
             if not rec["faces"]:
-                self.csv.writerow([rec["frame"], rec["timestamp"], 0] + [""] * (9 + len(self.labels)))
+                rows.append([rec["frame"], rec["timestamp"], 0] + [""] * (9 + len(self.labels)))
             for i, f in enumerate(rec["faces"]):
-                self.csv.writerow([rec["frame"], rec["timestamp"], len(rec["faces"]), i,
-                                   f.get("track_id", ""), *f["box"], f["label"], f["confidence"],
-                                   f.get("shown", ""), *(f["probs"][n] for n in self.labels)])
-        self.fh.flush()
-        self.rows += 1
+                rows.append([rec["frame"], rec["timestamp"], len(rec["faces"]), i,
+                             f.get("track_id", ""), *f["box"], f["label"], f["confidence"],
+                             f.get("shown", ""), *(f["probs"][n] for n in self.labels)])
+            text = self._csv_text(rows)
+        if self._append(text):
+            self.rows += 1
 
     def close(self) -> None:
         if not self.fh.closed:
-            self.fh.close()
+            try:
+                self.fh.close()
+            except OSError as exc:
+                log.error("closing %s failed: %s", self.path, exc)
