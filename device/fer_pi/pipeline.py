@@ -19,7 +19,6 @@ from fer_pi.smooth import Smoother, SmoothSettings
 from fer_pi.track import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
-STAGES = ("capture", "detect", "track", "preprocess", "infer", "smooth", "draw", "total")
 
 
 class Pipeline:
