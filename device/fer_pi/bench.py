@@ -102,14 +102,13 @@ def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> P
         Placement,
         astronaut_bgr,
         astronaut_face_bgr,
+        cache_dir,
         compose,
         grid_placements,
         write_clip,
     )
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-pi"
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"bench-{n_faces}f-{width}x{height}-v2.avi"
+    path = cache_dir() / f"bench-{n_faces}f-{width}x{height}-v2.avi"
     if path.is_file():
         return path
     if n_faces == 1:  # the whole photo, as in the demo: a lone tile draws a false giant face
@@ -147,17 +146,9 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
     show = None
     if not args.headless:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-        import pygame
+        from fer_pi.board import offscreen_show
 
-        from fer_pi.board import Board, BoardStats
-
-        pygame.display.init()
-        surface = pygame.Surface(_screen(args.screen))
-        board = Board(classifier.info.labels)
-
-        def show(result, stats) -> bool:
-            board.draw(surface, result, BoardStats(stats.fps, stats.mean_ms()))
-            return True
+        show = offscreen_show(classifier.info.labels, _screen(args.screen))
 
     timed: list = []
     source = _open_source(args)

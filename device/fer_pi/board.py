@@ -306,10 +306,22 @@ def _thumbnail(image: np.ndarray, face: Face, side: int = 96) -> np.ndarray:
     if image.ndim == 2 or image.shape[2] == 1:
         bgr = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
     else:
-        bgr = image[:, :, :3]
-    chans = [crop_face(np.ascontiguousarray(bgr[:, :, c]), face.box, (side, side), 0.15)
-             for c in (2, 1, 0)]
-    return np.ascontiguousarray(np.dstack(chans))
+        bgr = np.ascontiguousarray(image[:, :, :3])
+    return cv2.cvtColor(crop_face(bgr, face.box, (side, side), 0.15), cv2.COLOR_BGR2RGB)
+
+
+def offscreen_show(labels: tuple[str, ...], size: tuple[int, int]):
+    """A pipeline ``show`` that draws the board onto an off-screen surface: the draw
+    stage's real cost for benchmarks and soak runs, with no window."""
+    pygame.display.init()
+    surface = pygame.Surface(size)
+    board = Board(labels)
+
+    def show(result, stats) -> bool:
+        board.draw(surface, result, BoardStats(stats.fps, stats.mean_ms()))
+        return True
+
+    return show
 
 
 def frame_to_array(surface: pygame.Surface) -> np.ndarray:

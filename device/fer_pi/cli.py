@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -82,11 +81,9 @@ def demo_config(cfg: cfgmod.Config) -> cfgmod.Config:
     from dataclasses import replace
 
     from fer_pi.display import has_display
-    from fer_pi.synth import demo_clip
+    from fer_pi.synth import cache_dir, demo_clip
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-pi"
-    cache.mkdir(parents=True, exist_ok=True)
-    clip = cache / "demo-v2.avi"  # bump when synth.demo_placements changes
+    clip = cache_dir() / "demo-v2.avi"  # bump when synth.demo_placements changes
     if not clip.is_file():
         demo_clip(clip)
     headless = cfg.output.headless or not has_display()
@@ -168,7 +165,9 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             display.status = message
             if not display.show(None, stats_ref[0] if stats_ref else RunStats()):
                 stop.set()
-        health.maybe_write(0.0, 0, 0, {})
+        # frames_total is a Prometheus counter: it must not fall back to 0 while waiting
+        frames = stats_ref[0].frames if stats_ref else 0
+        health.maybe_write(0.0, 0, frames, {})
 
     s = cfg.source
     dw = cfg.detect.detect_width

@@ -59,17 +59,9 @@ def main(argv=None) -> int:
     pipeline = build(Config())
     show = None
     if not args.headless:
-        import pygame
+        from fer_pi.board import offscreen_show
 
-        from fer_pi.board import Board, BoardStats
-
-        pygame.display.init()
-        surface = pygame.Surface((800, 480))
-        board = Board(pipeline.classifier.info.labels)
-
-        def show(result, stats):
-            board.draw(surface, result, BoardStats(stats.fps, stats.mean_ms()))
-            return True
+        show = offscreen_show(pipeline.classifier.info.labels, (800, 480))
 
     stop = threading.Event()
     samples = []

@@ -23,6 +23,15 @@ class Placement:
     size: int
 
 
+def cache_dir() -> Path:
+    """Where generated clips are kept between runs ($XDG_CACHE_HOME/fer-pi)."""
+    import os
+
+    folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-pi"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def astronaut_bgr() -> np.ndarray:
     try:
         from skimage import data
