@@ -3,6 +3,8 @@
 #
 #   sudo deploy/install.sh             install or update, enable the kiosk service
 #   sudo deploy/install.sh --dry-run   print every step, change nothing
+#   sudo deploy/install.sh --network   also let the service use the network (MQTT, status
+#                                      endpoint); automatic when the config enables them
 #   sudo deploy/install.sh --uninstall remove service, venv and user (keeps /etc/fer-pi)
 #   sudo deploy/install.sh --uninstall --purge   also remove /etc/fer-pi and /var/lib/fer-pi
 #
@@ -19,13 +21,15 @@ DRY=0
 UNINSTALL=0
 PURGE=0
 ENABLE=1
+NETWORK=0
+DROPIN_DIR=/etc/systemd/system/fer-pi.service.d
 # packages that must come from apt on a Pi: picamera2 and libcamera are built for the
 # Pi's kernel and ISP; python3-systemd for sd_notify/journal; the GBM/DRM/EGL
 # libraries that pygame-ce's SDL needs for KMSDRM on a console without a desktop
 APT_PACKAGES=(python3-venv python3-pip python3-picamera2 python3-systemd python3-numpy
               libgbm1 libdrm2 libegl1 libgles2 v4l-utils)
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
     --uninstall) UNINSTALL=1 ;;
     --purge) PURGE=1 ;;
     --no-enable) ENABLE=0 ;;
+    --network) NETWORK=1 ;;
     --source) SRC=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -63,6 +68,7 @@ if [ "$UNINSTALL" -eq 1 ]; then
   step "stop and remove the service"
   run systemctl disable --now fer-pi.service || true
   run rm -f "$UNIT"
+  run rm -rf "$DROPIN_DIR"
   run systemctl daemon-reload
   step "remove the program and its user"
   run rm -rf "$PREFIX"
@@ -126,6 +132,19 @@ fi
 
 step "systemd unit"
 run install -m 0644 "$SRC/systemd/fer-pi.service" "$UNIT"
+# the unit has no network; MQTT and the status endpoint need it: a drop-in opens IP
+if [ "$NETWORK" -eq 0 ] && [ -f "$CONF_DIR/config.toml" ] && [ -x "$VENV/bin/python" ]; then
+  NETWORK=$("$VENV/bin/python" -c 'import sys, tomllib
+c = tomllib.load(open(sys.argv[1], "rb"))
+print(int(any(c.get(s, {}).get("enabled") is True for s in ("mqtt", "status"))))' \
+    "$CONF_DIR/config.toml" 2>/dev/null || echo 0)
+fi
+if [ "$NETWORK" -eq 1 ]; then
+  run mkdir -p "$DROPIN_DIR"
+  run install -m 0644 "$SRC/systemd/network.conf" "$DROPIN_DIR/network.conf"
+else
+  echo "no network for the service (MQTT and status off); --network adds it"
+fi
 run systemctl daemon-reload
 if [ "$ENABLE" -eq 1 ]; then
   run systemctl enable fer-pi.service

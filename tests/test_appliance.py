@@ -161,7 +161,8 @@ def test_lost_camera_is_reopened_with_backoff_and_the_pipeline_resumes(clips, tm
     def after(result, stats):
         state.camera_reconnects = src.reconnects
         state.camera_state = src.state
-        health.maybe_write(stats.fps, len(result.faces), stats.frames, stats.mean_ms())
+        state.update(stats.fps, len(result.faces), stats.frames, stats.mean_ms())
+        health.maybe_write()
 
     t0 = time.monotonic()
     stats = run(src, build(Config()), sinks=[frames.append], stop=stop, max_frames=12,
@@ -183,12 +184,16 @@ def test_prometheus_text_parses(tmp_path):
                                  reason="prometheus_client checks the exposition format")
     state = HealthState(model="seed", camera_state="running")
     health = HealthWriter("", str(tmp_path / "m.prom"), 0.0, state)
-    health.maybe_write(24.5, 2, 100, {"detect": 12.0, "infer": 0.6})
+    state.update(24.5, 2, 100, {"detect": 12.0, "infer": 0.6},
+                 {"faces": 2, "dominant": "happy", "counts": {"happy": 2, "sad": 0}})
+    health.maybe_write()
     families = {f.name: f for f in parser.text_string_to_metric_families(
         (tmp_path / "m.prom").read_text())}
     assert families["fer_pi_fps"].samples[0].value == 24.5
     stages = {s.labels["stage"]: s.value for s in families["fer_pi_stage_latency_ms"].samples}
     assert stages == {"detect": 12.0, "infer": 0.6}
+    by = {s.labels["emotion"]: s.value for s in families["fer_pi_faces_by_emotion"].samples}
+    assert by == {"happy": 2, "sad": 0}
 
 
 def test_sigterm_stops_cleanly_with_results_intact(clips, tmp_path):

@@ -99,3 +99,35 @@ def test_shipped_config_is_valid():
     proc = run_cli("--config", str(ROOT / "deploy" / "config.toml"), "--print-config")
     assert proc.returncode == 0, proc.stderr
     assert 'camera = "picam"' in proc.stdout and "detect_every = 3" in proc.stdout
+
+
+def _unit_with_network_dropin(tmp_path: Path) -> Path:
+    """The unit with the network drop-in applied: systemd reads a drop-in as if its lines
+    followed the unit's, so appending them is what systemd would see."""
+    unit = _unit_copy(tmp_path)
+    unit.write_text(unit.read_text() + "\n" + (ROOT / "systemd" / "network.conf").read_text())
+    return unit
+
+
+@needs_analyze
+def test_network_dropin_verifies_and_opens_only_ip(tmp_path):
+    unit = _unit_with_network_dropin(tmp_path)
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "fer-pi.service" not in proc.stderr, proc.stderr
+    sec = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                         capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for fer-pi\.service: (\d+\.\d+)", sec.stdout)
+    assert m, sec.stdout[-2000:] + sec.stderr
+    assert 0.9 < float(m.group(1)) <= 3.5  # more open than without, still low
+    assert "AF_INET AF_INET6" in unit.read_text() and "AF_PACKET" not in unit.read_text()
+
+
+def test_install_adds_the_network_dropin_only_when_asked():
+    with_net = subprocess.run(["bash", str(INSTALL), "--dry-run", "--network"],
+                              capture_output=True, text=True, timeout=60)
+    without = subprocess.run(["bash", str(INSTALL), "--dry-run"], capture_output=True, text=True,
+                             timeout=60)
+    target = "/etc/systemd/system/fer-pi.service.d/network.conf"
+    assert with_net.returncode == 0 and target in with_net.stdout
+    assert without.returncode == 0 and target not in without.stdout

@@ -30,6 +30,7 @@ ERRORS = {
     SourceError: ("source error", EXIT_SOURCE),
     OutputError: ("output error", EXIT_OUTPUT),
     DetectorError: ("detector error", EXIT_ERROR),
+    cfgmod.ConfigError: ("config error", EXIT_CONFIG),
 }
 
 EPILOG = """\
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) -> int:
     from fer_pi.camera import ResilientSource, make_source
     from fer_pi.classify import Classifier
+    from fer_pi.events import room_summary
     from fer_pi.health import HealthState, HealthWriter
     from fer_pi.modelfile import resolve_model
     from fer_pi.notify import Notifier
@@ -152,6 +154,12 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     state = HealthState(model=classifier.info.name)
     health = HealthWriter(cfg.health.state_file, cfg.health.metrics_file, cfg.health.interval_s,
                           state)
+    publisher = None
+    if cfg.mqtt.enabled:
+        from fer_pi.mqtt import MqttPublisher
+
+        publisher = MqttPublisher(cfg.mqtt, classifier.info.labels, state)  # no paho: exit 2
+    status_server = None
     display = None
     stats_ref: list = []
 
@@ -167,8 +175,18 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
                 stop.set()
         # frames_total is a Prometheus counter: it must not fall back to 0 while waiting
         frames = stats_ref[0].frames if stats_ref else 0
-        health.maybe_write(0.0, 0, frames, {})
+        state.update(0.0, 0, frames, {}, room_summary(None, classifier.info.labels))
+        health.maybe_write()
+        if publisher is not None:
+            publisher.on_frame(None)
 
+    if publisher is not None:
+        publisher.start()
+    if cfg.status.enabled:
+        from fer_pi.status import StatusServer
+
+        status_server = StatusServer(cfg.status.host, cfg.status.port, state)
+        status_server.start()
     s = cfg.source
     dw = cfg.detect.detect_width
     source = make_source(s.camera, s.video, s.images, s.loop, s.width, s.height, s.fps, dw)
@@ -215,7 +233,11 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         if display is not None:
             display.status = ""
         notifier.frame_done(stats.fps, len(result.faces))
-        health.maybe_write(stats.fps, len(result.faces), stats.frames, stats.mean_ms())
+        state.update(stats.fps, len(result.faces), stats.frames, stats.mean_ms(),
+                     room_summary(result, classifier.info.labels))
+        health.maybe_write()
+        if publisher is not None:
+            publisher.on_frame(result)
 
     try:
         stats = run(source, pipeline, sinks, display.show if display else None, stop,
@@ -227,8 +249,14 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             writer.close()
         if display:
             display.close()
-    state.camera_state = "ended"
-    health.maybe_write(stats.fps, 0, stats.frames, stats.mean_ms(), force=True)
+        state.camera_state = "ended"
+        if publisher is not None:
+            publisher.close()
+        if status_server is not None:
+            status_server.close()
+    state.update(stats.fps, 0, stats.frames, stats.mean_ms(),
+                 room_summary(None, classifier.info.labels))
+    health.maybe_write(force=True)
     ms = stats.mean_ms()
     print(f"fer-pi: {stats.frames} frames, {stats.faces} faces, "
           f"{1000.0 / ms['total'] if ms.get('total') else 0:.1f} FPS "

@@ -8,6 +8,7 @@ out-of-range values are refused with the key's name before anything starts.
 from __future__ import annotations
 
 import argparse
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -120,9 +121,49 @@ class HealthConfig:
     interval_s: float = setting(10.0, "seconds between health writes", 0.5, 3600.0)
 
 
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = setting(False, "publish face events, the room summary and health to an "
+                            "MQTT broker (never images)", flag="--mqtt", flag_value=True)
+    host: str = setting("localhost", "broker host name or address", flag="--mqtt-host")
+    port: int = setting(1883, "broker port (8883 is usual with TLS)", 1, 65535,
+                        flag="--mqtt-port")
+    topic_prefix: str = setting("fer-pi", "topics are <prefix>/<device_id>/availability, "
+                                "/state and /face")
+    device_id: str = setting("", "this device's name in topics and Home Assistant (empty: the "
+                             "host name)")
+    username: str = setting("", "broker user name (empty: anonymous)")
+    password: str = setting("", "broker password (prefer password_file)")
+    password_file: str = setting("", "file whose first line is the broker password")
+    tls: bool = setting(False, "connect with TLS")
+    ca_file: str = setting("", "CA certificate(s) to check the broker against (empty with tls: "
+                           "the system's CAs)")
+    cert_file: str = setting("", "client certificate for TLS client authentication")
+    key_file: str = setting("", "private key of cert_file")
+    qos: int = setting(1, "MQTT quality of service for events and state", 0, 2)
+    interval_s: float = setting(10.0, "seconds between periodic state and per-face updates "
+                                "(changes go out at once)", 0.5, 3600.0)
+    keepalive_s: int = setting(30, "MQTT keepalive; the broker publishes 'offline' after "
+                               "1.5 times this without a word", 5, 3600)
+    reconnect_max_s: int = setting(60, "longest wait between reconnection attempts, seconds "
+                                   "(backoff starts at 1 s)", 1, 3600)
+    discovery: bool = setting(True, "announce sensors with Home Assistant MQTT discovery")
+    discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix")
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    enabled: bool = setting(False, "serve GET /status (JSON) and GET /metrics (Prometheus) "
+                            "over HTTP", flag="--status", flag_value=True)
+    host: str = setting("127.0.0.1", "address to bind (0.0.0.0: every interface; the "
+                        "endpoint has no authentication)")
+    port: int = setting(8787, "TCP port", 1, 65535, flag="--status-port")
+
+
 SECTIONS = {"source": SourceConfig, "detect": DetectConfig, "model": ModelConfig,
             "track": TrackConfig, "smooth": SmoothConfig, "board": BoardConfig,
-            "output": OutputConfig, "health": HealthConfig}
+            "output": OutputConfig, "health": HealthConfig, "mqtt": MqttConfig,
+            "status": StatusConfig}
 
 
 @dataclass(frozen=True)
@@ -135,6 +176,8 @@ class Config:
     board: BoardConfig = field(default_factory=BoardConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
 
 
 def _check(key: str, f, value: Any) -> Any:
@@ -193,6 +236,34 @@ def validate(cfg: Config) -> None:
     out = cfg.output.path
     if out and Path(out).suffix.lower() not in (".jsonl", ".csv"):
         raise ConfigError(f"output.path = {out!r}: must end in .jsonl or .csv")
+    if cfg.mqtt.enabled:
+        _validate_mqtt(cfg.mqtt)
+
+
+_TOPIC_PART = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+
+
+def _validate_mqtt(m: MqttConfig) -> None:
+    if not m.host.strip():
+        raise ConfigError("mqtt.host is empty")
+    for key in ("topic_prefix", "discovery_prefix"):
+        if not _TOPIC_PART.match(getattr(m, key)):
+            raise ConfigError(f"mqtt.{key} = {getattr(m, key)!r}: use letters, digits, '_', "
+                              "'-', '.' and '/' between parts (no wildcards)")
+    if m.device_id and not re.match(r"^[A-Za-z0-9_-]+$", m.device_id):
+        raise ConfigError(f"mqtt.device_id = {m.device_id!r}: use letters, digits, '_' and '-'")
+    if m.password and m.password_file:
+        raise ConfigError("mqtt: give password or password_file, not both")
+    if (m.password or m.password_file) and not m.username:
+        raise ConfigError("mqtt: a password needs mqtt.username")
+    if bool(m.cert_file) != bool(m.key_file):
+        raise ConfigError("mqtt: cert_file and key_file go together")
+    for key in ("password_file", "ca_file", "cert_file", "key_file"):
+        path = getattr(m, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"mqtt.{key}: file not found: {path}")
+    if (m.ca_file or m.cert_file) and not m.tls:
+        raise ConfigError("mqtt: ca_file/cert_file are set but mqtt.tls is false")
 
 
 def load_file(path: str | Path, base: Config | None = None) -> Config:

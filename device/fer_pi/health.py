@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +21,32 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class HealthState:
-    """What the loop knows about itself; the camera wrapper updates the camera fields."""
+    """What the loop knows about itself, shared with readers on other threads (the
+    status endpoint, MQTT): the loop calls ``update`` once a frame, readers call
+    ``snapshot``. The camera wrapper updates the camera fields."""
 
     camera_state: str = "starting"  # starting, running, lost, retrying, ended
     camera_reconnects: int = 0
     corrupt_frames: int = 0
     model: str = ""
     started: float = field(default_factory=time.time)
+    fps: float = 0.0
+    faces: int = 0
+    frames: int = 0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    room: dict = field(default_factory=dict)  # events.room_summary of the latest frame
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def update(self, fps: float, faces: int, frames: int, stage_ms: dict[str, float],
+               room: dict | None = None) -> None:
+        with self.lock:
+            self.fps, self.faces, self.frames, self.stage_ms = fps, faces, frames, dict(stage_ms)
+            if room is not None:
+                self.room = room
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return snapshot(self, self.fps, self.faces, self.frames, self.stage_ms)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -58,6 +78,7 @@ def snapshot(state: HealthState, fps: float, faces: int, frames: int,
         "camera": {"state": state.camera_state, "reconnects": state.camera_reconnects},
         "corrupt_frames": state.corrupt_frames,
         "model": state.model,
+        "room": state.room,
         "temperature_c": th["temperature_c"],
         "throttled": th["throttled"],
     }
@@ -86,6 +107,10 @@ def prometheus(snap: dict) -> str:
            [("", snap["camera"]["reconnects"])])
     metric("corrupt_frames_total", "counter", "Frames skipped as unreadable",
            [("", snap["corrupt_frames"])])
+    counts = (snap.get("room") or {}).get("counts") or {}
+    if counts:
+        metric("faces_by_emotion", "gauge", "Faces in the latest frame by the label shown",
+               [(f'{{emotion="{k}"}}', v) for k, v in counts.items()])
     if snap["temperature_c"] is not None:
         metric("temperature_celsius", "gauge", "SoC temperature", [("", snap["temperature_c"])])
     thr = _throttled_int(snap["throttled"])
@@ -108,13 +133,13 @@ class HealthWriter:
     def enabled(self) -> bool:
         return bool(self.state_path or self.metrics_path)
 
-    def maybe_write(self, fps: float, faces: int, frames: int, stage_ms: dict[str, float],
-                    force: bool = False) -> None:
+    def maybe_write(self, force: bool = False) -> None:
+        """Write the state's latest figures, at most once per interval unless forced."""
         now = time.monotonic()
         if not self.enabled or (not force and now - self._last < self.interval_s):
             return
         self._last = now
-        snap = snapshot(self.state, fps, faces, frames, stage_ms)
+        snap = self.state.snapshot()
         self.last_snapshot = snap
         try:
             if self.state_path:

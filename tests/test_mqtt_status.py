@@ -1,0 +1,324 @@
+"""Data out, end to end: a real Mosquitto broker on loopback, fer-pi as a real process on a
+generated clip, and the local HTTP status endpoint read with a Prometheus parser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import pytest
+from conftest import run_cli
+
+from fer_pi.labels import LABELS
+from fer_pi.synth import Placement, astronaut_bgr, compose, write_clip
+
+paho = pytest.importorskip("paho.mqtt.client", reason="MQTT output needs paho-mqtt")
+MOSQUITTO = shutil.which("mosquitto") or next(
+    (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
+needs_broker = pytest.mark.skipif(MOSQUITTO is None, reason="no mosquitto binary (Debian: apt "
+                                  "install mosquitto; .ci/run installs it)")
+DEVICE = "testroom"
+BASE = f"fer-test/{DEVICE}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                             "persistence false\nlog_dest stderr\n")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+class Collector:
+    """Subscribes to everything and keeps (time, topic, payload, retain) in order."""
+
+    def __init__(self, port: int):
+        self.msgs: list[tuple[float, str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-collector")
+        self.client.reconnect_delay_set(1, 1)
+        self.client.on_connect = lambda c, *a: c.subscribe("#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, 10)
+        self.client.loop_start()
+        self.wait(lambda: self.client.is_connected(), 10, "collector connected")
+
+    def _on_message(self, _c, _u, msg) -> None:
+        with self.lock:
+            self.msgs.append((time.monotonic(), msg.topic, msg.payload, bool(msg.retain)))
+
+    def on(self, topic: str, since: float = 0.0) -> list[bytes]:
+        with self.lock:
+            return [p for t0, t, p, _ in self.msgs if t == topic and t0 >= since]
+
+    def wait(self, pred, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def collector(broker):
+    c = Collector(broker.port)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def change_clip(tmp_path_factory) -> Path:
+    """One face for 120 frames; in frames 40-79 its mouth is blurred away, which the
+    shipped model reads as another expression than the smile around it."""
+    from fer_pi.detect import HaarDetector, to_gray
+
+    face = astronaut_bgr()
+    b = HaarDetector(detect_width=0).detect(to_gray(face))[0]
+    blurred = face.copy()
+    y0 = b.y + int(b.h * 0.55)
+    blurred[y0:b.y + b.h, b.x:b.x + b.w] = cv2.GaussianBlur(face, (31, 31), 0)[y0:b.y + b.h,
+                                                                               b.x:b.x + b.w]
+    p = [Placement(120, 40, 400)]
+    frames = (compose(p, face=blurred if 40 <= i < 80 else face) for i in range(120))
+    return write_clip(tmp_path_factory.mktemp("mqtt") / "change.avi", frames)
+
+
+def mqtt_config(tmp_path: Path, port: int, **extra) -> Path:
+    settings = {"enabled": True, "host": "127.0.0.1", "port": port, "topic_prefix": "fer-test",
+                "device_id": DEVICE, "interval_s": 0.5, "reconnect_max_s": 1, "keepalive_s": 5,
+                **extra}
+    lines = ["[mqtt]"] + [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    path = tmp_path / "mqtt.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fer_pi.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+
+
+def shown_changes(jsonl: Path) -> dict[int, list[str]]:
+    """Per track, the shown label each time it differs from the one before."""
+    seqs: dict[int, list[str]] = defaultdict(list)
+    for line in jsonl.read_text().splitlines():
+        rec = json.loads(line)
+        for f in rec["faces"]:
+            if f["track_id"] is not None and (not seqs[f["track_id"]]
+                                              or seqs[f["track_id"]][-1] != f["shown"]):
+                seqs[f["track_id"]].append(f["shown"])
+    return dict(seqs)
+
+
+@needs_broker
+def test_discovery_events_and_state_match_the_headless_results(broker, collector, change_clip,
+                                                                tmp_path):
+    out = tmp_path / "r.jsonl"
+    proc = run_cli("--video", str(change_clip), "--headless", "--output", str(out),
+                   "--config", str(mqtt_config(tmp_path, broker.port)))
+    assert proc.returncode == 0, proc.stderr
+    collector.wait(lambda: collector.on(f"{BASE}/availability")[-1:] == [b"offline"], 10,
+                   "offline after a clean stop")
+    # Home Assistant discovery: one retained config per sensor, all reading our state topic
+    with collector.lock:
+        configs = {t: json.loads(p) for _, t, p, _ in collector.msgs
+                   if t.startswith(f"homeassistant/sensor/{DEVICE}/")}
+    names = {t.split("/")[3] for t in configs}
+    assert names == {"faces", "dominant_emotion", "fps", "camera"} | {f"{k}_faces" for k in LABELS}
+    assert all(c["state_topic"] == f"{BASE}/state" for c in configs.values())
+    assert all(c["availability_topic"] == f"{BASE}/availability" for c in configs.values())
+    # the event stream's label changes are exactly the board's (the JSONL's shown labels)
+    events = [json.loads(p) for p in collector.on(f"{BASE}/face")]
+    from_events: dict[int, list[str]] = defaultdict(list)
+    for e in events:
+        if e["kind"] in ("new", "change"):
+            from_events[e["track_id"]].append(e["label"])
+    expected = shown_changes(out)
+    assert dict(from_events) == expected
+    assert any(len(v) > 1 for v in expected.values()), \
+        f"the clip should make the shown label change at least once: {expected}"
+    for e in events:
+        assert set(e["probs"]) == set(LABELS)
+        assert abs(sum(e["probs"].values()) - 1) < 0.02
+        assert e["confidence"] == max(e["probs"].values()) or e["label"] == "uncertain"
+    # the room state: retained, with every label counted
+    states = [json.loads(p) for p in collector.on(f"{BASE}/state")]
+    assert states and set(states[-1]["room"]["counts"]) == set(LABELS) | {"uncertain"}
+    assert states[-1]["model"] and "fps" in states[-1] and "stage_ms" in states[-1]
+    # no pictures: every payload is a short JSON object or an availability word
+    with collector.lock:
+        payloads = [p for _, t, p, _ in collector.msgs if t.startswith(("fer-test/", "homeassistant/"))]
+    for p in payloads:
+        assert len(p) < 4096
+        assert p in (b"online", b"offline") or isinstance(json.loads(p), dict)
+
+
+@needs_broker
+def test_last_will_says_offline_when_the_process_is_killed(broker, collector, clips, tmp_path):
+    proc = spawn("--video", str(clips["two"]), "--loop", "--headless",
+                 "--config", str(mqtt_config(tmp_path, broker.port)))
+    try:
+        collector.wait(lambda: b"online" in collector.on(f"{BASE}/availability"), 60, "online")
+        t_kill = time.monotonic()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        collector.wait(lambda: b"offline" in collector.on(f"{BASE}/availability", t_kill), 15,
+                       "the last will")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@needs_broker
+def test_reconnects_after_the_broker_restarts(broker, collector, clips, tmp_path):
+    proc = spawn("--video", str(clips["two"]), "--loop", "--headless",
+                 "--config", str(mqtt_config(tmp_path, broker.port)))
+    try:
+        collector.wait(lambda: collector.on(f"{BASE}/state"), 60, "first state")
+        broker.stop()
+        time.sleep(1.5)
+        t_back = time.monotonic()
+        broker.start()  # persistence is off: the retained messages are gone with it
+        collector.wait(lambda: b"online" in collector.on(f"{BASE}/availability", t_back), 30,
+                       "online again")
+        collector.wait(lambda: collector.on(f"{BASE}/state", t_back), 10, "state again")
+        collector.wait(lambda: collector.on(f"homeassistant/sensor/{DEVICE}/faces/config", t_back),
+                       10, "discovery again")
+        assert proc.poll() is None, "the board kept running"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err
+        assert "mqtt: disconnected" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_unreachable_broker_does_not_stop_the_board(clips, tmp_path):
+    out = tmp_path / "r.jsonl"
+    proc = run_cli("--video", str(clips["moving"]), "--headless", "--output", str(out),
+                   "--config", str(mqtt_config(tmp_path, free_port())))
+    assert proc.returncode == 0, proc.stderr
+    assert len(out.read_text().splitlines()) == 60
+
+
+def test_unreadable_tls_file_is_logged_and_the_board_goes_on(clips, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    out = tmp_path / "r.jsonl"
+    proc = run_cli("--video", str(clips["moving"]), "--headless", "--output", str(out),
+                   "--config", str(mqtt_config(tmp_path, free_port(), tls=True, ca_file=str(ca))))
+    assert proc.returncode == 0, proc.stderr
+    assert "mqtt: cannot set up the client" in proc.stderr
+    assert len(out.read_text().splitlines()) == 60
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"topic_prefix": "a/#"}, "mqtt.topic_prefix"),
+    ({"ca_file": "/nonexistent/ca.pem", "tls": True}, "mqtt.ca_file: file not found"),
+    ({"password": "x"}, "a password needs mqtt.username"),
+    ({"keepalive_s": 1}, "mqtt.keepalive_s = 1 is out of range"),
+    ({"cert_file": "/etc/hostname", "tls": True}, "cert_file and key_file go together"),
+])
+def test_bad_mqtt_settings_are_refused_before_anything_starts(tmp_path, extra, message):
+    proc = run_cli("--config", str(mqtt_config(tmp_path, 1883, **extra)), "--check-config")
+    assert proc.returncode == 2
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def _get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers["Content-Type"], r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+def test_status_endpoint_serves_json_and_prometheus_text(clips, tmp_path):
+    parser = pytest.importorskip("prometheus_client.parser", reason="checks the exposition format")
+    port = free_port()
+    proc = spawn("--video", str(clips["two"]), "--loop", "--headless", "--status",
+                 "--status-port", str(port))
+    try:
+        deadline = time.monotonic() + 60
+        snap: dict = {}
+        while time.monotonic() < deadline and snap.get("frames", 0) < 20:
+            try:
+                code, ctype, body = _get(f"http://127.0.0.1:{port}/status")
+                snap = json.loads(body)
+            except (OSError, ValueError):
+                time.sleep(0.1)
+        assert code == 200 and ctype == "application/json"
+        assert snap["frames"] >= 20 and snap["fps"] > 0 and snap["uptime_s"] > 0
+        assert snap["camera"]["state"] == "running" and snap["model"]
+        assert {"detect", "infer", "total"} <= set(snap["stage_ms"])
+        assert snap["room"]["faces"] == snap["faces"] == 2
+        code, ctype, text = _get(f"http://127.0.0.1:{port}/metrics")
+        assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
+        fams = {f.name: f for f in parser.text_string_to_metric_families(text)}
+        assert fams["fer_pi_frames"].samples[0].value >= snap["frames"]  # a counter
+        assert fams["fer_pi_faces"].samples[0].value == 2
+        by = {s.labels["emotion"]: s.value for s in fams["fer_pi_faces_by_emotion"].samples}
+        assert sum(v for k, v in by.items()) == 2 and set(LABELS) <= set(by)
+        assert _get(f"http://127.0.0.1:{port}/nope")[0] == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    assert proc.returncode == 0
+
+
+def test_status_endpoint_binds_loopback_by_default(clips):
+    from fer_pi.config import Config
+
+    assert Config().status.host == "127.0.0.1" and not Config().status.enabled
+    assert not Config().mqtt.enabled
