@@ -97,7 +97,7 @@ def count_macs(model) -> int:
     return total
 
 
-def _float32(model):
+def float32_model(model):
     """A mixed-precision model rebuilt in float32, so the converter sees no casts."""
     import keras
 
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     val = load_split(args.data, "PublicTest")
     model = load_model(src)
     params = check_model(model)
-    model = _float32(model)
+    model = float32_model(model)
     name = args.name or model.name or src.stem
     out = Path(args.out) if args.out else Path("models") / f"fer_{name}_int8.tflite"
     if out.suffix != ".tflite":

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_tools.cliutil import main_wrapper
+from fer_tools.convert import float32_model
 from fer_tools.data import DataError, file_sha256, load_split, resolve_data_dir, stratified_subset
 from fer_tools.gitinfo import git_commit
 
@@ -45,6 +46,20 @@ class Recipe:
     init: str = ""
     dropout: str = ""  # comma-separated rates for archs that take them (seed: three)
     init_sha256: str = ""
+    # stochastic weight averaging: average the weights at the end of every epoch from
+    # swa_start (1-based) on, while the rate holds at swa_lr (0: no SWA)
+    swa_start: int = 0
+    swa_lr: float = 0.0
+    # distillation: soft targets from teacher models (each averaged with its mirror image)
+    teachers: str = ""  # comma-separated .keras paths
+    teacher_weight: float = 0.5  # share of the teachers' probabilities in the target
+    teacher_temperature: float = 2.0
+    teachers_sha256: dict = field(default_factory=dict)
+    optimizer: str = "adam"  # adam, adamw, sgd (Nesterov momentum 0.9)
+    weight_decay: float = 0.0  # decoupled, for adamw and sgd
+    erasing: float = 0.0  # probability of random erasing per image
+    mixup: float = 0.0  # mixup's Beta(alpha, alpha); 0: off
+    arch_args: str = ""  # JSON keyword arguments of the architecture, e.g. {"widths": [...]}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,6 +94,27 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "default 0.25,0.25,0.5)")
     p.add_argument("--init", default="", help="start from this model's weights (same arch): "
                    "a warm restart with a new schedule after an earlier run")
+    p.add_argument("--swa-start", type=int, default=0, help="average the weights of every epoch "
+                   "from this one on (stochastic weight averaging; 0: off); the rate anneals to "
+                   "--swa-lr by then and stays there")
+    p.add_argument("--swa-lr", type=float, default=0.0, help="constant learning rate while "
+                   "averaging (default: lr/4)")
+    p.add_argument("--teachers", default="", help="distil from these models (comma-separated "
+                   ".keras): the target is a mix of the true label and the teachers' "
+                   "probabilities on the image and its mirror image")
+    p.add_argument("--teacher-weight", type=float, default=d.teacher_weight,
+                   help="share of the teachers' probabilities in the target (0..1)")
+    p.add_argument("--teacher-temperature", type=float, default=d.teacher_temperature,
+                   help="softens the teachers' probabilities (p^(1/T), renormalized)")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=d.optimizer,
+                   help="sgd: Nesterov momentum 0.9")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help="decoupled weight decay (adamw, sgd)")
+    p.add_argument("--erasing", type=float, default=d.erasing, help="probability of random "
+                   "erasing (a random rectangle of 2-25%% of the face replaced by noise)")
+    p.add_argument("--mixup", type=float, default=d.mixup, help="mixup alpha (0: off)")
+    p.add_argument("--arch-args", default="", help="JSON keyword arguments of the "
+                   "architecture, e.g. '{\"widths\": [48, 96, 192, 384]}'")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last finished epoch, with its saved recipe")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
@@ -113,11 +149,71 @@ def _augmenter(recipe: Recipe):
     return models.Sequential(augs, name="augment") if augs else None
 
 
-def _datasets(recipe: Recipe, train, val):
+def teacher_targets(paths: list[str], x: np.ndarray, temperature: float) -> np.ndarray:
+    """Mean probabilities of the teachers on each image and its mirror image, softened."""
+    import keras
+
+    imgs = x[..., None].astype(np.float32)
+    total = np.zeros((len(x), 7), np.float64)
+    for path in paths:
+        model = keras.models.load_model(path, compile=False)
+        for batch in (imgs, imgs[:, :, ::-1]):
+            total += model.predict(batch, batch_size=512, verbose=0)
+    p = np.clip(total / (2 * len(paths)), 1e-8, 1.0) ** (1.0 / temperature)
+    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+
+def categorical(recipe: Recipe) -> bool:
+    """Whether targets are probability vectors rather than class indices."""
+    return bool(recipe.label_smoothing or recipe.teachers or recipe.mixup)
+
+
+def random_erasing(x, p: float, seed: int):
+    """Random erasing (Zhong et al. 2017) on a batch of 48x48x1 images, vectorized: per
+    image with probability p, a rectangle of 2-25 % of the area, aspect 0.3-3.3, gets noise."""
     import tensorflow as tf
 
+    x = tf.cast(x, tf.float32)  # the augmentation layers give bfloat16 under mixed precision
+    b = tf.shape(x)[0]
+    side = tf.cast(tf.shape(x)[1], tf.float32)
+    area = tf.random.uniform([b], 0.02, 0.25, seed=seed) * side * side
+    ratio = tf.exp(tf.random.uniform([b], np.log(0.3), np.log(3.3), seed=seed + 1))
+    h = tf.clip_by_value(tf.sqrt(area * ratio), 1.0, side)
+    w = tf.clip_by_value(tf.sqrt(area / ratio), 1.0, side)
+    y0 = tf.random.uniform([b], seed=seed + 2) * (side - h)
+    x0 = tf.random.uniform([b], seed=seed + 3) * (side - w)
+    grid = tf.range(side)
+    rows = grid[None, :, None]
+    cols = grid[None, None, :]
+    inside = ((rows >= y0[:, None, None]) & (rows < (y0 + h)[:, None, None])
+              & (cols >= x0[:, None, None]) & (cols < (x0 + w)[:, None, None]))
+    chosen = tf.random.uniform([b], seed=seed + 4) < p
+    mask = (inside & chosen[:, None, None])[..., None]
+    return tf.where(mask, tf.random.uniform(tf.shape(x), 0.0, 255.0, seed=seed + 5), x)
+
+
+def mixup_batch(x, y, alpha: float, seed: int):
+    """mixup (Zhang et al. 2018) of a batch with itself reversed; one weight per batch."""
+    import tensorflow as tf
+
+    x, y = tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+    g1 = tf.random.gamma([], alpha, seed=seed)
+    g2 = tf.random.gamma([], alpha, seed=seed + 1)
+    lam = g1 / (g1 + g2)
+    return lam * x + (1 - lam) * tf.reverse(x, [0]), lam * y + (1 - lam) * tf.reverse(y, [0])
+
+
+def _datasets(recipe: Recipe, train, val, targets: np.ndarray | None = None):
+    """Training batches (augmented, erased, mixed as the recipe says) and validation
+    batches, with targets as class indices or, when categorical(recipe), vectors."""
+    import tensorflow as tf
+
+    cat = categorical(recipe)
     x = train.x[..., None].astype(np.float32)
-    y = train.y.astype(np.int32)
+    if targets is None:
+        y = np.eye(7, dtype=np.float32)[train.y] if cat else train.y.astype(np.int32)
+    else:
+        y = targets
     aug = _augmenter(recipe)
     ds = (
         tf.data.Dataset.from_tensor_slices((x, y))
@@ -126,10 +222,15 @@ def _datasets(recipe: Recipe, train, val):
     )
     if aug is not None:
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if recipe.erasing:
+        ds = ds.map(lambda a, b: (random_erasing(a, recipe.erasing, recipe.seed + 10), b),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    if recipe.mixup:
+        ds = ds.map(lambda a, b: mixup_batch(a, b, recipe.mixup, recipe.seed + 20),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(2)
-    vds = tf.data.Dataset.from_tensor_slices(
-        (val.x[..., None].astype(np.float32), val.y.astype(np.int32))
-    ).batch(512)
+    vy = np.eye(7, dtype=np.float32)[val.y] if cat else val.y.astype(np.int32)
+    vds = tf.data.Dataset.from_tensor_slices((val.x[..., None].astype(np.float32), vy)).batch(512)
     return ds, vds
 
 
@@ -138,38 +239,36 @@ def _compile(model, recipe: Recipe, steps_per_epoch: int):
 
     total = max(1, recipe.epochs * steps_per_epoch)
     warm = int(recipe.warmup_epochs * steps_per_epoch)
-    if warm:
+    if recipe.swa_start:
+        # CosineDecay holds alpha * lr once decay_steps are done: cosine to swa_lr, then flat
+        schedule = keras.optimizers.schedules.CosineDecay(
+            recipe.lr, decay_steps=max(1, (recipe.swa_start - 1) * steps_per_epoch),
+            alpha=recipe.swa_lr / recipe.lr,
+        )
+    elif warm:
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, decay_steps=max(1, total - warm), warmup_target=recipe.lr, warmup_steps=warm
         )
     else:
         schedule = keras.optimizers.schedules.CosineDecay(recipe.lr, decay_steps=total)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing) \
-        if recipe.label_smoothing else keras.losses.SparseCategoricalCrossentropy()
+        if categorical(recipe) else keras.losses.SparseCategoricalCrossentropy()
+    if recipe.optimizer == "sgd":
+        opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True,
+                                   weight_decay=recipe.weight_decay or None)
+    elif recipe.optimizer == "adamw":
+        opt = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
+    else:
+        opt = keras.optimizers.Adam(schedule)
     # metrics by keyword: Keras 3 takes a third positional argument as loss_weights
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
-
-
-def float32_copy(model, arch: str):
-    """The same weights in a float32 model: what fer-convert quantizes."""
-    import keras
-
-    from fer_tools import archs
-
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        clone = archs.build(arch)
-        clone.set_weights(model.get_weights())
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
-    return clone
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"])
 
 
 class _Progress:
     """Epoch lines with time left; history appended to CSV/JSON after every epoch."""
 
-    def __init__(self, out: Path, recipe: Recipe, start_epoch: int, history: list, quiet: bool):
+    def __init__(self, out: Path, recipe: Recipe, start_epoch: int, history: list, quiet: bool,
+                 swa: _SWA | None = None):
         import keras
 
         outer = self
@@ -186,6 +285,7 @@ class _Progress:
         self.durations: list[float] = []
         self.best = max((h["val_accuracy"] for h in history), default=-1.0)
         self.start_epoch = start_epoch
+        self.swa = swa
 
     def epoch_end(self, model, epoch: int, logs: dict) -> None:
         took = time.monotonic() - self.t0
@@ -203,22 +303,62 @@ class _Progress:
             best_tmp = self.out / "best.tmp.keras"
             model.save(best_tmp)
             os.replace(best_tmp, self.out / "best.keras")
+        state = {"epochs_done": epoch + 1, "best_val_accuracy": self.best}
+        if self.swa is not None and epoch + 1 >= self.recipe.swa_start:
+            row["swa_val_accuracy"] = self.swa.update(model)
+            state.update(self.swa.state())
         os.replace(tmp, self.out / "last.keras")
         _atomic_write_text(self.out / "history.json", json.dumps(self.history, indent=1))
         _write_csv(self.out / "history.csv", self.history)
-        _atomic_write_text(
-            self.out / "state.json",
-            json.dumps({"epochs_done": epoch + 1, "best_val_accuracy": self.best}),
-        )
+        # state.json last: it says which epoch (and which average) the files above hold
+        _atomic_write_text(self.out / "state.json", json.dumps(state))
         if not self.quiet:
             left = (self.recipe.epochs - epoch - 1) * float(np.median(self.durations[-5:]))
             print(
                 f"epoch {epoch + 1}/{self.recipe.epochs}  loss {row['loss']:.4f}  "
                 f"acc {row['accuracy']:.4f}  val_loss {row.get('val_loss', float('nan')):.4f}  "
                 f"val_acc {row.get('val_accuracy', float('nan')):.4f}{' *' if improved else ''}  "
-                f"lr {row['lr']:.2e}  {took:.0f}s  left {_fmt_secs(left)}",
+                f"lr {row['lr']:.2e}"
+                + (f"  swa_val_acc {row['swa_val_accuracy']:.4f} (n={self.swa.n})"
+                   if "swa_val_accuracy" in row else "")
+                + f"  {took:.0f}s  left {_fmt_secs(left)}",
                 flush=True,
             )
+
+
+class _SWA:
+    """Running mean of the weights (Izmailov et al. 2018), kept as a float32 model in
+    swa.keras so that a resumed run goes on averaging where it stopped. The seed net has
+    no batch normalization, so the average needs no statistics pass."""
+
+    def __init__(self, out: Path, arch: str, val, n: int = 0):
+        import keras
+
+        self.path, self.arch, self.val, self.n = out / "swa.keras", arch, val, n
+        self.best = -1.0
+        self.avg = None
+        if n and self.path.is_file():
+            self.avg = [w.astype(np.float64) for w in
+                        keras.models.load_model(self.path, compile=False).get_weights()]
+
+    def update(self, model) -> float:
+        ws = [np.asarray(w, np.float64) for w in model.get_weights()]
+        if self.avg is None or self.n == 0:
+            self.avg, self.n = ws, 1
+        else:
+            self.n += 1
+            self.avg = [a + (w - a) / self.n for a, w in zip(self.avg, ws, strict=True)]
+        clone = float32_model(model)
+        clone.set_weights([a.astype(np.float32) for a in self.avg])
+        probs = clone.predict(self.val.x[..., None].astype(np.float32), batch_size=512, verbose=0)
+        acc = float(np.mean(np.argmax(probs, 1) == self.val.y))
+        tmp = self.path.with_name("swa.tmp.keras")
+        clone.save(tmp)
+        os.replace(tmp, self.path)
+        return acc
+
+    def state(self) -> dict:
+        return {"swa_n": self.n}
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -266,7 +406,19 @@ def run(args: argparse.Namespace) -> int:
             shift=args.shift, zoom=args.zoom, rotation_deg=args.rotation_deg, flip=args.flip,
             bf16=args.bf16, seed=args.seed, limit=args.limit, data=str(data_dir.resolve()),
             init=str(Path(args.init).resolve()) if args.init else "", dropout=args.dropout,
+            teachers=",".join(str(Path(t).resolve()) for t in args.teachers.split(",") if t),
+            teacher_weight=args.teacher_weight, teacher_temperature=args.teacher_temperature,
+            optimizer=args.optimizer, weight_decay=args.weight_decay, erasing=args.erasing,
+            mixup=args.mixup, arch_args=args.arch_args,
+            swa_start=args.swa_start, swa_lr=args.swa_lr or (args.lr / 4 if args.swa_start else 0.0),
         )
+        for t in recipe.teachers.split(",") if recipe.teachers else []:
+            if not Path(t).is_file():
+                raise DataError(f"--teachers: model not found: {t}")
+        if not 0 <= args.teacher_weight <= 1 or args.teacher_temperature <= 0:
+            raise DataError("--teacher-weight must be in 0..1 and --teacher-temperature above 0")
+        if args.swa_start < 0 or args.swa_start > args.epochs:
+            raise DataError(f"--swa-start must be between 1 and --epochs ({args.epochs}), or 0")
         if args.init and not Path(args.init).is_file():
             raise DataError(f"--init model not found: {args.init}")
     if recipe.epochs < 1 or recipe.batch < 1:
@@ -280,6 +432,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume:
         recipe.data_sha256 = {s.name: file_sha256(s.path) for s in (train, val)}
         recipe.git_commit = git_commit()
+        if recipe.teachers:
+            recipe.teachers_sha256 = {t: file_sha256(t) for t in recipe.teachers.split(",")}
 
     if args.threads:
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
@@ -309,7 +463,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         start = 0
         _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
-        kwargs = {}
+        kwargs = json.loads(recipe.arch_args) if recipe.arch_args else {}
         if recipe.dropout:
             try:
                 kwargs["dropout"] = tuple(float(x) for x in recipe.dropout.split(","))
@@ -317,8 +471,11 @@ def run(args: argparse.Namespace) -> int:
                 raise DataError(f"--dropout must be comma-separated rates, got {recipe.dropout!r}") from None
         try:
             model = archs.build(recipe.arch, **kwargs)
-        except TypeError:
-            raise DataError(f"--dropout: architecture {recipe.arch!r} takes no dropout rates") from None
+        except TypeError as exc:
+            raise DataError(f"--dropout/--arch-args do not fit architecture {recipe.arch!r}: {exc}") from None
+        if recipe.swa_start and any(type(la).__name__ == "BatchNormalization" for la in model.layers):
+            raise DataError(f"--swa-start: {recipe.arch!r} has batch normalization, and this SWA "
+                            "does no statistics pass for the averaged weights; use it without BN")
         if recipe.init:
             recipe.init_sha256 = file_sha256(recipe.init)
             _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
@@ -329,11 +486,25 @@ def run(args: argparse.Namespace) -> int:
               f"{len(train)} images for {recipe.epochs} epochs, {steps} steps each", flush=True)
 
     if start < recipe.epochs:
-        ds, vds = _datasets(recipe, train, val)
-        if recipe.label_smoothing:
-            ds = ds.map(lambda a, b: (a, tf.one_hot(b, 7)))
-            vds = vds.map(lambda a, b: (a, tf.one_hot(b, 7)))
-        progress = _Progress(out, recipe, start, history, args.quiet)
+        targets = None
+        if recipe.teachers:
+            cache = out / "teacher_targets.npy"
+            if cache.is_file():
+                targets = np.load(cache)
+            else:
+                print(f"teacher targets from {recipe.teachers} ...", flush=True)
+                soft = teacher_targets(recipe.teachers.split(","), train.x,
+                                       recipe.teacher_temperature)
+                np.save(cache, soft)
+                targets = soft
+            w = recipe.teacher_weight
+            targets = ((1 - w) * np.eye(7, dtype=np.float32)[train.y] + w * targets).astype(np.float32)
+        ds, vds = _datasets(recipe, train, val, targets)
+        swa = None
+        if recipe.swa_start:
+            n = json.loads((out / "state.json").read_text()).get("swa_n", 0) if args.resume else 0
+            swa = _SWA(out, recipe.arch, val, n)
+        progress = _Progress(out, recipe, start, history, args.quiet, swa)
         try:
             model.fit(ds, validation_data=vds, epochs=recipe.epochs, initial_epoch=start,
                       verbose=0, callbacks=[progress.callback])
@@ -345,13 +516,20 @@ def run(args: argparse.Namespace) -> int:
             return 130
 
     best = keras.models.load_model(out / "best.keras", compile=False)
-    final = float32_copy(best, recipe.arch)
+    final = float32_model(best)
+    best_row = max(history, key=lambda h: h.get("val_accuracy", -1)) if history else {}
+    what = f"best epoch {best_row.get('epoch')}"
+    acc = best_row.get("val_accuracy", float("nan"))
+    swa_acc = history[-1].get("swa_val_accuracy", -1.0) if history else -1.0
+    if recipe.swa_start and (out / "swa.keras").is_file() and swa_acc > acc:
+        # both chosen on PublicTest (validation), as every other choice here
+        final = keras.models.load_model(out / "swa.keras", compile=False)
+        what, acc = f"weight average of epochs {recipe.swa_start}-{history[-1]['epoch']}", swa_acc
     final.save(out / "model.keras")
     if history:
         plot_history(history, out / "curve.png", f"{recipe.arch}: {out.name}")
-    best_row = max(history, key=lambda h: h.get("val_accuracy", -1)) if history else {}
-    print(f"done: best PublicTest (validation) accuracy {best_row.get('val_accuracy', float('nan')):.4f} "
-          f"at epoch {best_row.get('epoch')}; inference model {out / 'model.keras'}", flush=True)
+    print(f"done: PublicTest (validation) accuracy {acc:.4f} ({what}); "
+          f"inference model {out / 'model.keras'}", flush=True)
     return 0
 
 

@@ -1,0 +1,107 @@
+"""The training recipe's parts (weight averaging, distillation, random erasing, mixup, SGD,
+batch-normalized nets) on tiny runs, and batch normalization folding in the int8 model.
+
+Needs the train extra and the FER2013 folder, like test_tools; CI never trains a real model.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow", reason="host tools need the train extra: pip install '.[train]'")
+
+from test_tools import DATA, tool  # noqa: E402  (same skip rule and runner)
+
+needs_data = pytest.mark.skipif(
+    DATA is None or not (DATA / "Training.npz").is_file(),
+    reason="FER2013 not found (set FER_DATA or place it at ../shared/data/fer2013)",
+)
+SMALL = ("--limit", "600", "--batch", "64", "--data", str(DATA))
+
+
+def test_random_erasing_replaces_one_rectangle_per_chosen_image():
+    import tensorflow as tf
+
+    from fer_tools.train import random_erasing
+
+    x = tf.fill([64, 48, 48, 1], 7.0)
+    out = random_erasing(x, 1.0, seed=3).numpy()
+    changed = out[..., 0] != 7.0
+    for m in changed:
+        rows, cols = np.where(m)
+        assert rows.size > 0
+        box = m[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.mean() > 0.95  # one filled rectangle (noise can hit 7.0 by chance only)
+        assert 0.015 * 48 * 48 <= box.size <= 0.3 * 48 * 48
+    assert (random_erasing(x, 0.0, seed=3).numpy() == 7.0).all()
+
+
+def test_mixup_keeps_targets_distributions_and_mixes_pairs():
+    import tensorflow as tf
+
+    from fer_tools.train import mixup_batch
+
+    x = tf.constant(np.arange(4, dtype=np.float32).reshape(4, 1, 1, 1) * 10)
+    y = tf.one_hot([0, 1, 2, 3], 7)
+    mx, my = mixup_batch(x, y, 0.4, seed=1)
+    my = my.numpy()
+    assert np.allclose(my.sum(1), 1)
+    lam = my[0, 0]
+    assert np.isclose(my[0, 3], 1 - lam)  # image 0 is mixed with image 3 (the reversed batch)
+    assert np.isclose(mx.numpy()[0, 0, 0, 0], lam * 0 + (1 - lam) * 30)
+
+
+def test_vgg_is_compact_and_its_batch_norm_folds_into_the_int8_model(tmp_path):
+    from fer_tools.archs import vgg
+    from fer_tools.convert import count_macs
+
+    m = vgg()
+    assert 1_000_000 < m.count_params() < 4_000_000  # int8 file under 4 MB
+    assert count_macs(m) < 3 * 97_167_488  # the seed's MACs
+
+
+@needs_data
+def test_bn_net_trains_with_sgd_erasing_mixup_and_converts_without_bn_ops(tmp_path):
+    out = tmp_path / "bn"
+    proc = tool("train", "--arch", "tiny_bn", "--epochs", "1", "--optimizer", "sgd", "--lr",
+                "0.01", "--weight-decay", "1e-4", "--erasing", "0.5", "--mixup", "0.2",
+                "--bf16", "--out", str(out), *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["optimizer"], cfg["erasing"], cfg["mixup"]) == ("sgd", 0.5, 0.2)
+    tfl = tmp_path / "bn.tflite"
+    proc = tool("convert", str(out / "model.keras"), "--out", str(tfl), "--calibration", "200",
+                "--limit-eval", "200", "--accept", "--data", str(DATA))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(str(tfl), experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    ops = {o["op_name"] for o in interp._get_ops_details()}
+    assert "CONV_2D" in ops and not ops & {"MUL", "ADD", "SUB", "RSQRT"}, ops
+
+
+@needs_data
+def test_weight_averaging_and_distillation_record_and_resume(tmp_path):
+    teacher = tmp_path / "t"
+    assert tool("train", "--arch", "tiny", "--epochs", "1", "--out", str(teacher),
+                *SMALL).returncode == 0
+    out = tmp_path / "s"
+    proc = tool("train", "--arch", "tiny", "--epochs", "3", "--swa-start", "2", "--teachers",
+                str(teacher / "model.keras"), "--teacher-weight", "0.5", "--out", str(out), *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "swa_val_acc" in proc.stdout and (out / "swa.keras").is_file()
+    targets = np.load(out / "teacher_targets.npy")
+    assert targets.shape == (600, 7) and np.allclose(targets.sum(1), 1, atol=1e-4)
+    hist = json.loads((out / "history.json").read_text())
+    assert [("swa_val_accuracy" in h) for h in hist] == [False, True, True]
+    assert json.loads((out / "state.json").read_text())["swa_n"] == 2
+    cfg = json.loads((out / "config.json").read_text())
+    assert list(cfg["teachers_sha256"]) == [str((teacher / "model.keras").resolve())]
+    # SWA and BN do not mix here: refused with the reason
+    proc = tool("train", "--arch", "tiny_bn", "--epochs", "2", "--swa-start", "1", "--out",
+                str(tmp_path / "x"), *SMALL)
+    assert proc.returncode != 0 and "batch normalization" in proc.stderr
