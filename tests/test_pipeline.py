@@ -12,6 +12,7 @@ from fer_pi.classify import Classifier
 from fer_pi.config import DetectConfig
 from fer_pi.detect import HaarDetector
 from fer_pi.pipeline import Pipeline, run
+from fer_pi.synth import Placement
 
 
 def make_pipeline(model_path, **detect):
@@ -127,3 +128,22 @@ def test_images_folder_source(tmp_path, face, model_path):
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     assert [len(r["faces"]) for r in recs] == [1, 0]
     assert "skipping unreadable image" in proc.stderr and "b.jpg" in proc.stderr
+
+
+def test_max_size_drops_faces_larger_than_the_limit(face, reference_box):
+    from fer_pi.detect import HaarDetector, to_gray
+    from fer_pi.synth import compose
+
+    # the photo at 400 px: its face is about 93 * 400 / 512 = 73 px
+    gray = to_gray(compose([Placement(100, 40, 400)], face=face))
+    side = round(reference_box.w * 400 / 512)
+    assert len(HaarDetector(detect_width=480).detect(gray)) == 1
+    assert len(HaarDetector(detect_width=480, max_size=side + 20).detect(gray)) == 1
+    assert HaarDetector(detect_width=480, max_size=side - 20).detect(gray) == []
+
+
+def test_max_size_below_min_size_is_refused():
+    from fer_pi.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="detect.max_size = 40 is below detect.min_size"):
+        from_dict({"detect": {"max_size": 40}})

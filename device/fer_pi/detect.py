@@ -54,13 +54,15 @@ class HaarDetector:
     """OpenCV's frontal-face cascade; boxes come back in full-frame coordinates, largest first."""
 
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 48,
-                 max_faces: int = 8, detect_width: int = 0, cascade: Path | None = None):
+                 max_faces: int = 8, detect_width: int = 0, cascade: Path | None = None,
+                 max_size: int = 0):
         path = cascade or find_cascade()
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise DetectorError(f"Haar cascade could not be loaded: {path}")
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.min_size, self.max_faces, self.detect_width = min_size, max_faces, detect_width
+        self.max_size = max_size  # 0: no limit
 
     def detect(self, gray: np.ndarray) -> list[FaceBox]:
         h, w = gray.shape[:2]
@@ -75,9 +77,11 @@ class HaarDetector:
         """Detect on ``small``, a copy of the frame scaled by ``scale``; boxes in frame pixels."""
         small = cv2.equalizeHist(np.ascontiguousarray(small))
         min_px = max(8, round(self.min_size * scale))
+        # a largest size also ends the pyramid early: fewer levels, less time
+        max_px = max(min_px, round(self.max_size * scale)) if self.max_size else 0
         rects = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
                                               minNeighbors=self.min_neighbors,
-                                              minSize=(min_px, min_px))
+                                              minSize=(min_px, min_px), maxSize=(max_px, max_px))
         boxes = [
             FaceBox(round(x / scale), round(y / scale), round(bw / scale), round(bh / scale))
             for (x, y, bw, bh) in (rects if len(rects) else [])

@@ -153,7 +153,7 @@ def build(cfg: Config, classifier: Classifier | None = None) -> Pipeline:
 
     d = cfg.detect
     detector = HaarDetector(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces,
-                            d.detect_width)
+                            d.detect_width, max_size=d.max_size)
     if classifier is None:
         classifier = Classifier(resolve_model(cfg.model.path), threads=cfg.model.threads,
                                 flip_tta=cfg.model.flip_tta)
