@@ -44,3 +44,12 @@ def test_readme_settings_table_matches_the_code():
     start = text.index("-->\n", text.index("<!-- settings:")) + 4
     end = text.index("\n<!-- /settings -->")
     assert text[start:end] == markdown_table(), "regenerate the README table from config.py"
+
+
+def test_model_card_is_generated_from_the_files_beside_the_models():
+    from fer_pi.modelfile import models_dir
+    from fer_tools.card import render
+
+    models = models_dir()
+    assert (models / "MODEL_CARD.md").read_text() == render(models), \
+        "regenerate it: python -m fer_tools.card models"

@@ -60,6 +60,37 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
 
+def _latency(bench: dict | None, name: str, threads: int) -> float | None:
+    for r in (bench or {}).get("runs", []):
+        if r["model"] == name and r["threads"] == threads:
+            return (r["stages"].get("infer_real") or r["stages"]["infer_random"])["p50"]
+    return None
+
+
+def summary_table(models: Path, names: list[str], bench: dict | None, default: str) -> str:
+    """One row per shipped model: what the issue tracker and a user choosing a model need."""
+    m = (bench or {}).get("machine", {})
+    where = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores" if bench else "not measured"
+    lines = ["## Shipped models", "",
+             f"PublicTest is the validation split. Latency: `fer-bench --stage infer`, p50 per "
+             f"face, one inference (no flip TTA), {where}.", "",
+             "| model | parameters | multiply-accumulates | file | float | int8 | int8 macro F1 "
+             "| ms/face, 1 thread | ms/face, 4 threads |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        meta = json.loads((models / f"fer_{name}_int8.json").read_text())
+        acc = meta["accuracy"]["PublicTest"]
+        ev_q = _load(models / f"eval_fer_{name}_int8_PublicTest.json")
+        size = (models / f"fer_{name}_int8.tflite").stat().st_size
+        l1, l4 = _latency(bench, name, 1), _latency(bench, name, 4)
+        f1 = f"{ev_q['macro_f1']:.4f}" if ev_q else "n/a"
+        ms = [f"{x:.3f}" if x is not None else "n/a" for x in (l1, l4)]
+        lines.append(
+            f"| `{name}`{' (default)' if name == default else ''} | {meta['params']:,} | "
+            f"{meta['macs'] / 1e6:.1f} M | {size / 1e6:.2f} MB | {_pct(acc['float'])} | "
+            f"{_pct(acc['int8'])} | {f1} | {ms[0]} | {ms[1]} |")
+    return "\n".join(lines) + "\n"
+
+
 def model_section(models: Path, name: str, bench: dict | None) -> str:
     meta = json.loads((models / f"fer_{name}_int8.json").read_text())
     ev_f = _load(models / f"eval_fer_{name}_PublicTest.json")
@@ -138,19 +169,30 @@ def model_section(models: Path, name: str, bench: dict | None) -> str:
     return "\n".join(lines)
 
 
+def shipped_names(models: Path) -> list[str]:
+    return sorted(x.name[4:-10] for x in models.glob("fer_*_int8.json"))
+
+
+def render(models: Path, names: list[str] | None = None) -> str:
+    from fer_pi.modelfile import DEFAULT_MODEL
+
+    names = names or shipped_names(models)
+    bench = _load(models / "bench_infer.json")
+    return (INTRO + "\n" + summary_table(models, names, bench, DEFAULT_MODEL) + "\n"
+            + "\n".join(model_section(models, n, bench) for n in names))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m fer_tools.card", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="?", default="models")
     args = p.parse_args(argv)
     models = Path(args.models)
-    names = sorted(x.name[4:-10] for x in models.glob("fer_*_int8.json"))
+    names = shipped_names(models)
     if not names:
         print(f"card: no fer_*_int8.json in {models}", file=sys.stderr)
         return 2
-    bench = _load(models / "bench_infer.json")
-    text = INTRO + "\n" + "\n".join(model_section(models, n, bench) for n in names)
-    (models / "MODEL_CARD.md").write_text(text)
+    (models / "MODEL_CARD.md").write_text(render(models, names))
     print(f"wrote {models / 'MODEL_CARD.md'} for {', '.join(names)}")
     return 0
 
