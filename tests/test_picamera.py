@@ -119,3 +119,16 @@ def test_picamera2_missing_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)  # import fails
     with pytest.raises(SourceError, match="apt install python3-picamera2"):
         PiCamera().open()
+
+
+def test_bench_sizes_the_lores_stream_from_the_config(fake_picamera2, tmp_path):
+    from fer_pi import bench
+
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text("[detect]\ndetect_width = 320\n")
+    args = bench.parse_args(["--camera", "picam", "--config", str(cfg_file)])
+    from fer_pi.config import load_file
+
+    src = bench._open_source(args, load_file(cfg_file))
+    assert src.lores_size == (320, 240)
+    src.close()

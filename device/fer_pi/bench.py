@@ -125,11 +125,12 @@ def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> P
     return write_clip(path, clip)
 
 
-def _open_source(args):
+def _open_source(args, cfg: Config):
     from fer_pi.camera import open_source
 
-    if args.camera:
-        return open_source(camera=args.camera, width=args.width, height=args.height)
+    if args.camera:  # the Pi camera sizes its detection stream from detect_width
+        return open_source(camera=args.camera, width=args.width, height=args.height,
+                           detect_width=cfg.detect.detect_width)
     video = args.video or str(generated_clip(args.faces, args.width, args.height))
     return open_source(video=video, loop=True)
 
@@ -151,7 +152,7 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
         show = offscreen_show(classifier.info.labels, _screen(args.screen))
 
     timed: list = []
-    source = _open_source(args)
+    source = _open_source(args, cfg)
     try:
         if args.warmup:  # max_frames=0 would mean "until the source ends": never, on a loop
             run(source, pipeline, show=show, max_frames=args.warmup)
@@ -193,7 +194,7 @@ def bench_infer(args, model: Path, threads: int) -> dict:
     clf = Classifier(model, threads=threads, flip_tta=args.flip_tta)
     rng = np.random.default_rng(0)
     rand = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(32)]
-    source = _open_source(args)
+    source = _open_source(args, Config())  # only real face crops are taken from it
     real = []
     try:
         det = HaarDetector()
