@@ -40,11 +40,13 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, extra: str = "allow_anonymous true\n"):
         self.port = free_port()
         self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                             "persistence false\nlog_dest stderr\n")
+        # user root: as root, mosquitto would switch to its own user, who cannot read
+        # pytest's private temporary folders (ignored when not started as root)
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{extra}persistence false\n"
+                             "log_dest stderr\nuser root\n")
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -68,10 +70,14 @@ class Broker:
 class Collector:
     """Subscribes to everything and keeps (time, topic, payload, retain) in order."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, ca: Path | None = None, user: tuple[str, str] | None = None):
         self.msgs: list[tuple[float, str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-collector")
+        if ca:
+            self.client.tls_set(ca_certs=str(ca))
+        if user:
+            self.client.username_pw_set(*user)
         self.client.reconnect_delay_set(1, 1)
         self.client.on_connect = lambda c, *a: c.subscribe("#", qos=1)
         self.client.on_message = self._on_message
@@ -322,3 +328,51 @@ def test_status_endpoint_binds_loopback_by_default(clips):
 
     assert Config().status.host == "127.0.0.1" and not Config().status.enabled
     assert not Config().mqtt.enabled
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """A broker that takes TLS only (a CA made here) and a user name with a password."""
+    if shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("needs openssl and mosquitto_passwd")
+    d = tmp_path
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.pem", "-days", "2", "-subj", "/CN=fer-pi test CA", cwd=d)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+             "server.csr", "-subj", "/CN=localhost", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext", cwd=d)
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(d / "passwd"), "board", "s3cret"],
+                   check=True, capture_output=True, timeout=30)
+    b = Broker(d, f"cafile {d / 'ca.pem'}\ncertfile {d / 'server.pem'}\nkeyfile "
+                  f"{d / 'server.key'}\nallow_anonymous false\npassword_file {d / 'passwd'}\n")
+    b.start()
+    yield b, d
+    b.stop()
+
+
+@needs_broker
+def test_tls_and_password(tls_broker, clips, tmp_path):
+    broker, d = tls_broker
+    collector = Collector(broker.port, ca=d / "ca.pem", user=("board", "s3cret"))
+    try:
+        (tmp_path / "pw").write_text("s3cret\n")
+        cfg = mqtt_config(tmp_path, broker.port, tls=True, ca_file=str(d / "ca.pem"),
+                          username="board", password_file=str(tmp_path / "pw"))
+        proc = run_cli("--video", str(clips["moving"]), "--headless", "--config", str(cfg))
+        assert proc.returncode == 0, proc.stderr
+        collector.wait(lambda: collector.on(f"{BASE}/availability")[-1:] == [b"offline"], 10,
+                       "offline after a clean stop, over TLS")
+        assert [json.loads(p)["kind"] for p in collector.on(f"{BASE}/face")][:1] == ["new"]
+        # a wrong password is refused by the broker, logged, and the board goes on
+        (tmp_path / "pw").write_text("wrong\n")
+        proc = run_cli("--video", str(clips["moving"]), "--headless", "--config", str(cfg))
+        assert proc.returncode == 0, proc.stderr
+        assert "refused the connection" in proc.stderr
+    finally:
+        collector.close()
