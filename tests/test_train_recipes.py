@@ -105,3 +105,20 @@ def test_weight_averaging_and_distillation_record_and_resume(tmp_path):
     proc = tool("train", "--arch", "tiny_bn", "--epochs", "2", "--swa-start", "1", "--out",
                 str(tmp_path / "x"), *SMALL)
     assert proc.returncode != 0 and "batch normalization" in proc.stderr
+
+
+@needs_data
+def test_ship_converts_evaluates_and_writes_the_card(tmp_path):
+    run = tmp_path / "run"
+    assert tool("train", "--arch", "tiny", "--epochs", "1", "--out", str(run), *SMALL).returncode == 0
+    models = tmp_path / "models"
+    models.mkdir()
+    proc = tool("ship", str(run), "--name", "tiny", "--models", str(models), "--calibration",
+                "200", "--max-drop", "100", "--data", str(DATA))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for f in ("fer_tiny_int8.tflite", "fer_tiny_int8.json", "fer_tiny.keras", "fer_tiny_history.csv",
+              "eval_fer_tiny_PublicTest.json", "eval_fer_tiny_int8_PublicTest_flip.json",
+              "MODEL_CARD.md"):
+        assert (models / f).is_file(), f
+    card = (models / "MODEL_CARD.md").read_text()
+    assert "| `tiny` |" in card and "## Model `tiny`" in card
