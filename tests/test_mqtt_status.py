@@ -376,3 +376,32 @@ def test_tls_and_password(tls_broker, clips, tmp_path):
         assert "refused the connection" in proc.stderr
     finally:
         collector.close()
+
+
+def test_status_port_in_use_is_logged_and_retried(caplog):
+    from fer_pi.health import HealthState
+    from fer_pi.status import StatusServer
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    server = StatusServer("127.0.0.1", port, HealthState(model="m"), retry_max_s=0.2)
+    with caplog.at_level("ERROR", logger="fer_pi.status"):
+        server.start()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "cannot listen" not in caplog.text:
+            time.sleep(0.05)
+    assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
+    blocker.close()
+    try:
+        deadline = time.monotonic() + 10
+        code = None
+        while time.monotonic() < deadline and code != 200:
+            try:
+                code = _get(f"http://127.0.0.1:{port}/status")[0]
+            except OSError:
+                time.sleep(0.1)
+        assert code == 200, "serves once the port is free"
+    finally:
+        server.close()
