@@ -144,3 +144,14 @@ def test_demo_runs_headless_without_a_display(tmp_path):
     assert len(recs) == 60
     assert sum(len(r["faces"]) == 1 for r in recs) >= 55
     assert "frame    0" in proc.stdout
+
+
+def test_list_models_names_every_shipped_model_and_the_default():
+    from fer_pi.modelfile import DEFAULT_MODEL, shipped_models
+
+    proc = run_cli("--list-models")
+    assert proc.returncode == 0
+    lines = proc.stdout.strip().splitlines()
+    assert [ln.split(":")[0].split(" ")[0] for ln in lines] == list(shipped_models())
+    assert any(ln.startswith(f"{DEFAULT_MODEL} (default):") for ln in lines)
+    assert all("PublicTest (validation)" in ln for ln in lines)

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "as TOML and exit")
     p.add_argument("--check-config", action="store_true", help="validate the settings and the "
                    "model, print OK and exit")
+    p.add_argument("--list-models", action="store_true", help="list the shipped models "
+                   "(name for --model, size, PublicTest accuracy) and exit")
     p.add_argument("--demo", action="store_true", help="run on a generated clip (needs "
                    "scikit-image): in a window when a display exists, headless otherwise")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -99,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     from fer_pi.notify import setup_logging
 
     setup_logging(args.log_level)
+    if args.list_models:
+        from fer_pi.modelfile import describe_shipped
+
+        print("\n".join(describe_shipped()))
+        return EXIT_OK
     try:
         cfg = resolve_config(args)
         if args.demo:

@@ -62,7 +62,8 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = setting("default", "a shipped model's name (default, seed) or a .tflite path",
+    path: str = setting("default", "a shipped model's name (default, or one that "
+                        "--list-models shows) or a .tflite path",
                         flag="--model")
     threads: int = setting(2, "TFLite interpreter threads", 1, 16, flag="--threads")
     flip_tta: bool = setting(True, "also classify the mirrored face and average (+2.3 points "

@@ -43,7 +43,8 @@ def shipped_models() -> dict[str, Path]:
 
 
 def resolve_model(spec: str | None) -> Path:
-    """A shipped model's name (``seed``, ``default``) or a path to a .tflite file."""
+    """A shipped model's name (``default``, or one of ``shipped_models()``) or a path to a
+    .tflite file."""
     spec = spec or "default"
     if spec == "default":
         spec = DEFAULT_MODEL
@@ -57,6 +58,23 @@ def resolve_model(spec: str | None) -> Path:
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     return path
+
+
+def describe_shipped() -> list[str]:
+    """One line per shipped model, for ``fer-pi --list-models``: what a user chooses by."""
+    lines = []
+    for name, path in shipped_models().items():
+        try:
+            meta = json.loads(metadata_path(path).read_text())
+        except (OSError, json.JSONDecodeError):
+            meta = {}
+        acc = meta.get("accuracy", {}).get("PublicTest", {})
+        figures = (f"int8 {100 * acc['int8']:.2f} % (float {100 * acc['float']:.2f} %) on "
+                   "PublicTest (validation)") if "int8" in acc and "float" in acc else "no accuracy"
+        params = f"{meta['params']:,} parameters, " if "params" in meta else ""
+        lines.append(f"{name}{' (default)' if name == DEFAULT_MODEL else ''}: {params}"
+                     f"{path.stat().st_size / 1e6:.2f} MB, {figures}")
+    return lines
 
 
 def metadata_path(model: Path) -> Path:
