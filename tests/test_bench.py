@@ -123,3 +123,72 @@ def test_soak_report(tmp_path):
     for s in rep["samples"]:
         assert s["rss_mb"] > 10 and s["open_files"] > 0 and s["frames"] > 0
     assert rep["open_files_end"] == rep["samples"][-1]["open_files"]
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real OpenSSH server on a loopback port, key login only, for this user."""
+    import getpass
+    import shutil
+    import socket
+    import time
+
+    exe = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+    if exe is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        pytest.skip("needs OpenSSH (Debian: openssh-server, openssh-client; .ci/run installs them)")
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation folder
+    d = tmp_path / "ssh"
+    d.mkdir()
+    for key in ("host", "id"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)],
+                       check=True, timeout=30)
+    (d / "authorized_keys").write_text((d / "id.pub").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'pid'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\n"
+        "UsePAM no\nSubsystem sftp internal-sftp\n")
+    proc = subprocess.Popen([exe, "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.skip(f"sshd did not start here: {proc.stderr.read().strip()[-200:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    cfg = d / "ssh_config"
+    cfg.write_text(f"Host testpi\n  HostName 127.0.0.1\n  Port {port}\n  User {getpass.getuser()}\n"
+                   f"  IdentityFile {d / 'id'}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
+                   "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+    yield cfg
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_remote_over_a_real_ssh_server(sshd, tmp_path):
+    """The --remote path as on a Pi: ssh to a host, scp the model, run fer-bench there."""
+    remote_cmd = os.path.join(os.path.dirname(sys.executable), "fer-bench")
+    if not os.path.exists(remote_cmd):
+        pytest.skip("fer-bench is not installed beside this Python (pip install .)")
+    proc = bench("--remote", "testpi", "--ssh-config", str(sshd), "--remote-cmd", remote_cmd,
+                 "--stage", "infer", "--json", "--frames", "20", "--warmup", "0", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rep = json.loads(proc.stdout)
+    assert rep["remote_host"] == "testpi"
+    remote_model = rep["remote"]["runs"][0]["model_path"]
+    assert remote_model.startswith("/tmp/fer-bench.") and not os.path.exists(remote_model), \
+        "the model went to a scratch folder over scp, and that folder was removed after"
+    assert rep["remote"]["runs"][0]["stages"]["infer_real"]["n"] == 20
+
+
+def test_ssh_config_that_does_not_exist_is_one_line(tmp_path):
+    proc = bench("--remote", "testpi", "--ssh-config", str(tmp_path / "nope"), tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"fer-bench: error: ssh config not found: {tmp_path / 'nope'}"

@@ -81,6 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", help="also write the JSON to this file")
     p.add_argument("--remote", help="user@host of a Pi with fer-pi installed ('local' runs "
                    "the remote path on this machine)")
+    p.add_argument("--ssh-config", help="ssh_config file for --remote (port, key, ...)")
     p.add_argument("--remote-cmd", default="fer-bench", help="fer-bench on the remote host, "
                    "e.g. /opt/fer-pi/venv/bin/fer-bench")
     return p.parse_args(argv)
@@ -285,9 +286,13 @@ class SSHTransport:
 
     OPTS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
 
-    def __init__(self, host: str):
+    def __init__(self, host: str, config: str | None = None):
         self.name = host
         self.host = host
+        if config:  # an ssh_config(5) file: port, key, jump host, as the user keeps them
+            if not Path(config).is_file():
+                raise BenchError(f"ssh config not found: {config}")
+            self.OPTS = ["-F", config, *self.OPTS]
         proc = subprocess.run(["ssh", *self.OPTS, host, "mktemp -d /tmp/fer-bench.XXXXXX"],
                               capture_output=True, text=True, timeout=30)
         if proc.returncode != 0:
@@ -387,7 +392,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         if args.remote:
-            transport = LocalTransport() if args.remote == "local" else SSHTransport(args.remote)
+            transport = LocalTransport() if args.remote == "local" else \
+                SSHTransport(args.remote, args.ssh_config)
             try:
                 result: dict = {"schema": SCHEMA, "remote_host": transport.name}
                 # the remote run first: local CPU load must not heat the comparison
