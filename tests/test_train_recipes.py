@@ -72,6 +72,8 @@ def test_bn_net_trains_with_sgd_erasing_mixup_and_converts_without_bn_ops(tmp_pa
     assert proc.returncode == 0, proc.stderr[-2000:]
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["optimizer"], cfg["erasing"], cfg["mixup"]) == ("sgd", 0.5, 0.2)
+    final = json.loads((out / "final.json").read_text())  # precise BN, best vs last epoch
+    assert final["precise_bn_images"] == 1200 and "re-estimated" in proc.stdout
     tfl = tmp_path / "bn.tflite"
     proc = tool("convert", str(out / "model.keras"), "--out", str(tfl), "--calibration", "200",
                 "--limit-eval", "200", "--accept", "--data", str(DATA))
@@ -122,3 +124,20 @@ def test_ship_converts_evaluates_and_writes_the_card(tmp_path):
         assert (models / f).is_file(), f
     card = (models / "MODEL_CARD.md").read_text()
     assert "| `tiny` |" in card and "## Model `tiny`" in card
+
+
+def test_precise_bn_sets_the_exact_statistics_of_its_inputs():
+    import keras
+
+    from fer_tools.archs import tiny_bn
+    from fer_tools.train import has_batch_norm, precise_bn
+
+    m = tiny_bn()
+    assert has_batch_norm(m)
+    x = np.random.default_rng(0).integers(0, 256, (300, 48, 48, 1)).astype(np.float32)
+    precise_bn(m, x, batch=128)
+    conv_out = keras.Sequential(m.layers[:2])(x).numpy()  # Rescaling, Conv2D
+    bn = m.layers[2]
+    mean, var = bn.moving_mean.numpy(), bn.moving_variance.numpy()
+    assert np.allclose(mean, conv_out.mean((0, 1, 2)), rtol=1e-4, atol=1e-5)
+    assert np.allclose(var, conv_out.var((0, 1, 2)), rtol=1e-3, atol=1e-5)

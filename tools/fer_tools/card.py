@@ -158,6 +158,13 @@ def model_section(models: Path, name: str, bench: dict | None) -> str:
                 lines.append(f"| {r['threads']} | {s['p50']:.3f} | {s['p95']:.3f} | "
                              f"{s['p99']:.3f} |")
             lines.append("")
+    final = meta["training"].get("final") or {}
+    if final.get("precise_bn_images"):
+        lines += [f"Batch-norm statistics were re-estimated on {final['precise_bn_images']:,} "
+                  f"clean Training images (half of them mirrored) after training, for the "
+                  f"{final['chosen']}: PublicTest {_pct(final['val_accuracy_before'])} before, "
+                  f"{_pct(final['val_accuracy'])} after (float, bfloat16 weights read in "
+                  "float32).", ""]
     lines += ["### Recipe", "", "The run that produced the weights:", "", "```json",
               json.dumps(recipe, indent=1), "```", ""]
     for i, prev in enumerate(meta["training"].get("earlier_runs", []), 1):

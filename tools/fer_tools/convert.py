@@ -230,6 +230,9 @@ def run(args: argparse.Namespace) -> int:
             "data_sha256": run_cfg.get("data_sha256", {}),
             "git_commit": run_cfg.get("git_commit", "unknown"),
             "earlier_runs": earlier,
+            # how model.keras was chosen and finished (precise batch norm), when recorded
+            "final": json.loads((run_dir / "final.json").read_text())
+            if (run_dir / "final.json").is_file() else {},
         },
         "calibration": {"split": "Training", "images": int(len(calib_idx)), "seed": args.seed,
                         "data_sha256": file_sha256(train.path)},

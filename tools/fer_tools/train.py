@@ -350,8 +350,7 @@ class _SWA:
             self.avg = [a + (w - a) / self.n for a, w in zip(self.avg, ws, strict=True)]
         clone = float32_model(model)
         clone.set_weights([a.astype(np.float32) for a in self.avg])
-        probs = clone.predict(self.val.x[..., None].astype(np.float32), batch_size=512, verbose=0)
-        acc = float(np.mean(np.argmax(probs, 1) == self.val.y))
+        acc = val_accuracy(clone, self.val)
         tmp = self.path.with_name("swa.tmp.keras")
         clone.save(tmp)
         os.replace(tmp, self.path)
@@ -359,6 +358,46 @@ class _SWA:
 
     def state(self) -> dict:
         return {"swa_n": self.n}
+
+
+def has_batch_norm(model) -> bool:
+    return any(type(la).__name__ == "BatchNormalization" for la in model.layers)
+
+
+def val_accuracy(model, val) -> float:
+    probs = model.predict(val.x[..., None].astype(np.float32), batch_size=512, verbose=0)
+    return float(np.mean(np.argmax(probs, 1) == val.y))
+
+
+def _bn_sample(x: np.ndarray, seed: int, n: int = 8000) -> np.ndarray:
+    """Clean Training images and their mirror images (flips are in the training
+    distribution; the other augmentations are not what the camera shows)."""
+    idx = np.random.default_rng(seed).choice(len(x), min(n, len(x)), replace=False)
+    imgs = x[idx][..., None].astype(np.float32)
+    return np.concatenate([imgs, imgs[:, :, ::-1]])
+
+
+def precise_bn(model, x: np.ndarray, batch: int = 1024) -> None:
+    """Set every BatchNormalization layer's moving mean and variance to the exact
+    statistics of its inputs over ``x`` ("precise BN", Wu & Johnson 2021), layer by
+    layer through a Sequential model in inference mode."""
+    acts = x
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            axes = tuple(range(acts.ndim - 1))
+            total = np.zeros(acts.shape[-1])
+            squares = np.zeros(acts.shape[-1])
+            for i in range(0, len(acts), batch):
+                a = acts[i:i + batch].astype(np.float64)
+                total += a.sum(axes)
+                squares += (a * a).sum(axes)
+            n = acts.size // acts.shape[-1]
+            mean = total / n
+            gamma, beta, _, _ = layer.get_weights()
+            layer.set_weights([gamma, beta, mean.astype(np.float32),
+                               np.maximum(squares / n - mean * mean, 0).astype(np.float32)])
+        acts = np.concatenate([np.asarray(layer(acts[i:i + batch], training=False))
+                               for i in range(0, len(acts), batch)])
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -473,7 +512,7 @@ def run(args: argparse.Namespace) -> int:
             model = archs.build(recipe.arch, **kwargs)
         except TypeError as exc:
             raise DataError(f"--dropout/--arch-args do not fit architecture {recipe.arch!r}: {exc}") from None
-        if recipe.swa_start and any(type(la).__name__ == "BatchNormalization" for la in model.layers):
+        if recipe.swa_start and has_batch_norm(model):
             raise DataError(f"--swa-start: {recipe.arch!r} has batch normalization, and this SWA "
                             "does no statistics pass for the averaged weights; use it without BN")
         if recipe.init:
@@ -525,6 +564,28 @@ def run(args: argparse.Namespace) -> int:
         # both chosen on PublicTest (validation), as every other choice here
         final = keras.models.load_model(out / "swa.keras", compile=False)
         what, acc = f"weight average of epochs {recipe.swa_start}-{history[-1]['epoch']}", swa_acc
+    if has_batch_norm(final):
+        # the moving statistics were gathered on augmented, erased images with a lagging
+        # average; measured once: 61.0 -> 64.0 % on PublicTest for a vgg checkpoint.
+        # Re-estimate them on clean Training images for the best and the last epoch, and
+        # keep whichever scores higher on PublicTest (validation).
+        x = _bn_sample(train.x, recipe.seed)
+        cands = [(what, final)]
+        if (out / "last.keras").is_file():
+            cands.append(("last epoch", float32_model(keras.models.load_model(out / "last.keras",
+                                                                             compile=False))))
+        scored = []
+        for name, model in cands:
+            before = val_accuracy(model, val)
+            precise_bn(model, x)
+            after = val_accuracy(model, val)
+            print(f"batch-norm statistics re-estimated on {len(x):,} clean Training images "
+                  f"({name}): PublicTest {before:.4f} -> {after:.4f}", flush=True)
+            scored.append((after, name, model, before))
+        acc, what, final, before = max(scored, key=lambda t: t[0])
+        _atomic_write_text(out / "final.json", json.dumps({
+            "chosen": what, "precise_bn_images": len(x), "val_accuracy_before": before,
+            "val_accuracy": acc}, indent=1))
     final.save(out / "model.keras")
     if history:
         plot_history(history, out / "curve.png", f"{recipe.arch}: {out.name}")
