@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fer_pi.labels import LABELS
 
-DEFAULT_MODEL = "seed"
+DEFAULT_MODEL = "vgg"
 METADATA_FORMAT = "fer-pi-model/1"
 
 
