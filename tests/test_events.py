@@ -77,12 +77,12 @@ def test_interval_repeats_every_face_once_per_interval():
 def test_room_summary_counts_every_label():
     r = _result(0, _face(1, "happy"), _face(2, "happy"), _face(3, "sad", 4),
                 _face(4, "uncertain"))
-    room = room_summary(r, LABELS)
+    room = room_summary(r.faces, LABELS)
     assert room["faces"] == 4 and room["dominant"] == "happy"
     assert room["counts"] == {**dict.fromkeys(LABELS, 0), "happy": 2, "sad": 1, "uncertain": 1}
-    assert room_summary(None, LABELS)["dominant"] == "none"
+    assert room_summary((), LABELS)["dominant"] == "none"
     # a tie goes to the label earlier in the model's order, so the sensor does not flap
-    tie = room_summary(_result(0, _face(1, "sad", 4), _face(2, "happy")), LABELS)
+    tie = room_summary(_result(0, _face(1, "sad", 4), _face(2, "happy")).faces, LABELS)
     assert tie["dominant"] == "happy"
 
 
@@ -100,7 +100,7 @@ def test_discovery_templates_read_the_state_payload():
     cfg = MqttConfig(enabled=True, device_id="hall", topic_prefix="home/fer")
     state = HealthState(model="seed", camera_state="running")
     r = _result(0, _face(1, "happy"), _face(2, "surprise", 5))
-    state.update(12.5, 2, 40, {"detect": 5.0}, room_summary(r, LABELS))
+    state.update(12.5, 2, 40, {"detect": 5.0}, room_summary(r.faces, LABELS))
     snap = state.snapshot()
     msgs = discovery_messages(cfg, LABELS)
     assert len(msgs) == 2 + 7 + 2

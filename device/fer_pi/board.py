@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pygame
 
+from fer_pi.events import room_summary
 from fer_pi.schema import Face, FrameResult
 
 # one colour per emotion (RGB), chosen to stay apart for common colour blindness
@@ -145,7 +146,7 @@ class Board:
         thick = max(2, lay.unit // 8)
         font = self.font(int(lay.unit * 1.1))
         for face in result.faces:
-            label = _shown(face)
+            label = face.shown_label
             colour = colour_for(label)
             r = pygame.Rect(ox + int(face.box.x * scale), oy + int(face.box.y * scale),
                             max(1, int(face.box.w * scale)), max(1, int(face.box.h * scale)))
@@ -199,19 +200,17 @@ class Board:
     def _draw_summary(self, surface, lay: Layout, faces, y: int) -> int:
         """The room at a glance: how many faces show each emotion."""
         u = lay.unit
-        counts: dict[str, int] = {}
-        for f in faces:
-            counts[_shown(f)] = counts.get(_shown(f), 0) + 1
+        counts = room_summary(faces, self.labels)["counts"]
         font = self.font(max(10, int(u * 0.9)))
         x = lay.panel.x + u // 2
         n = len(faces)
         head = font.render(f"{n} face{'s' if n != 1 else ''}", True, TEXT)
         surface.blit(head, (x, y))
         x += head.get_width() + u // 2
-        for label in (*self.labels, "uncertain"):
-            if label not in counts:
+        for label, count in counts.items():
+            if not count:
                 continue
-            chip = font.render(f"{label} {counts[label]}", True, (0, 0, 0))
+            chip = font.render(f"{label} {count}", True, (0, 0, 0))
             r = chip.get_rect(topleft=(x, y)).inflate(u // 2, u // 6)
             if r.right > lay.panel.right - u // 4:
                 x, y = lay.panel.x + u // 2, y + r.h + u // 6
@@ -224,7 +223,7 @@ class Board:
     def _card(self, surface: pygame.Surface, rect: pygame.Rect, card: _Card, u: int,
               bar_h: int) -> None:
         face = card.face
-        label = _shown(face)
+        label = face.shown_label
         colour = colour_for(label)
         pygame.draw.rect(surface, (44, 44, 58), rect, border_radius=u // 3)
         pygame.draw.rect(surface, colour, pygame.Rect(rect.x, rect.y, u // 4, rect.h),
@@ -241,7 +240,7 @@ class Board:
             sub += f"  for {face.held_s:.1f} s"
         surface.blit(self.font(max(10, int(u * 0.9))).render(sub, True, DIM),
                      (tx, rect.y + int(u * 1.5)))
-        probs = face.smoothed or face.prediction.probs
+        probs = face.shown_probs
         small = self.font(max(10, int(u * 0.8)))
         name_w = int(rect.w * 0.38)
         y = rect.y + int(u * 2.9)
@@ -260,7 +259,7 @@ class Board:
         for card in sorted(self.cards.values(), key=lambda c: c.slot):
             if y + lay.unit > lay.panel.bottom:
                 break
-            label = _shown(card.face)
+            label = card.face.shown_label
             tid = f"#{card.face.track_id} " if card.face.track_id is not None else ""
             text = font.render(f"{tid}{label} {_confidence(card.face):.0%}", True,
                                colour_for(label))
@@ -288,14 +287,10 @@ class Board:
         surface.blit(text, text.get_rect(center=r.center))
 
 
-def _shown(face: Face) -> str:
-    return face.shown or face.prediction.label
-
-
 def _confidence(face: Face) -> float:
     """Confidence of the shown label: smoothed where smoothing ran."""
-    label = _shown(face)
-    probs = face.smoothed or face.prediction.probs
+    label = face.shown_label
+    probs = face.shown_probs
     labels = face.prediction.labels
     return float(probs[labels.index(label)]) if label in labels else float(max(probs))
 

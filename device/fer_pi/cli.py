@@ -182,7 +182,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
                 stop.set()
         # frames_total is a Prometheus counter: it must not fall back to 0 while waiting
         frames = stats_ref[0].frames if stats_ref else 0
-        state.update(0.0, 0, frames, {}, room_summary(None, classifier.info.labels))
+        state.update(0.0, 0, frames, {}, room_summary((), classifier.info.labels))
         health.maybe_write()
         if publisher is not None:
             publisher.on_frame(None)
@@ -241,7 +241,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             display.status = ""
         notifier.frame_done(stats.fps, len(result.faces))
         state.update(stats.fps, len(result.faces), stats.frames, stats.mean_ms(),
-                     room_summary(result, classifier.info.labels))
+                     room_summary(result.faces, classifier.info.labels))
         health.maybe_write()
         if publisher is not None:
             publisher.on_frame(result)
@@ -262,7 +262,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         if status_server is not None:
             status_server.close()
     state.update(stats.fps, 0, stats.frames, stats.mean_ms(),
-                 room_summary(None, classifier.info.labels))
+                 room_summary((), classifier.info.labels))
     health.maybe_write(force=True)
     ms = stats.mean_ms()
     print(f"fer-pi: {stats.frames} frames, {stats.faces} faces, "
@@ -298,7 +298,7 @@ def _demo_printer():
         if result.frame.index % 30 == 0:
             faces = ", ".join(
                 (f"#{f.track_id} " if f.track_id is not None else "")
-                + f"{f.shown or f.prediction.label} ({f.prediction.label} {f.prediction.confidence:.0%}"
+                + f"{f.shown_label} ({f.prediction.label} {f.prediction.confidence:.0%}"
                 " this frame)" for f in result.faces) or "no face"
             print(f"frame {result.frame.index:4d}  t={result.frame.timestamp:5.2f}s  {faces}",
                   flush=True)

@@ -10,7 +10,7 @@ flickers no more than the board does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from fer_pi.schema import Face, FrameResult
@@ -39,23 +39,13 @@ class FaceEvent:
         return d
 
 
-def face_label(face: Face) -> str:
-    return face.shown or face.prediction.label
-
-
-def face_probs(face: Face) -> tuple[float, ...]:
-    return face.smoothed if face.smoothed is not None else face.prediction.probs
-
-
-def room_summary(result: FrameResult | None, labels: tuple[str, ...]) -> dict:
+def room_summary(faces: Sequence[Face], labels: tuple[str, ...]) -> dict:
     """Faces per shown label (every label present, zeros included, so that a dashboard's
-    series do not vanish) and the most common one ("none" in an empty room or with no
-    frame at all)."""
+    series do not vanish) and the most common one ("none" in an empty room)."""
     counts = dict.fromkeys(labels, 0)
     counts[UNCERTAIN] = 0
-    faces = result.faces if result is not None else ()
     for face in faces:
-        counts[face_label(face)] = counts.get(face_label(face), 0) + 1
+        counts[face.shown_label] = counts.get(face.shown_label, 0) + 1
     ranked = sorted((n, -i, k) for i, (k, n) in enumerate(counts.items()) if k != UNCERTAIN and n)
     return {"faces": len(faces), "dominant": ranked[-1][2] if ranked else "none",
             "counts": counts}
@@ -78,8 +68,8 @@ class EventStream:
             if face.track_id is None:
                 continue
             seen.add(face.track_id)
-            probs = face_probs(face)
-            label = face_label(face)
+            probs = face.shown_probs
+            label = face.shown_label
             ev = FaceEvent("update", face.track_id, label, float(max(probs)),
                            dict(zip(self.labels, map(float, probs), strict=True)),
                            result.frame.index, result.frame.timestamp, now)

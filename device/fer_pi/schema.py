@@ -72,6 +72,16 @@ class Face:
     shown: str | None = None  # label shown on the board; "uncertain" below threshold
     held_s: float = 0.0  # how long the shown label has been held
 
+    @property
+    def shown_label(self) -> str:
+        """What the board shows: the smoothed label, else this frame's."""
+        return self.shown or self.prediction.label
+
+    @property
+    def shown_probs(self) -> tuple[float, ...]:
+        """The probabilities behind it: smoothed where smoothing ran."""
+        return self.smoothed if self.smoothed is not None else self.prediction.probs
+
 
 @dataclass(frozen=True)
 class FrameResult:
