@@ -18,6 +18,10 @@ from fer_pi import machine
 
 log = logging.getLogger(__name__)
 
+# temperature and throttling change slowly, and reading throttling runs vcgencmd (a
+# process) on a Pi: snapshots, taken by the loop, MQTT and HTTP, reuse a reading this long
+THERMAL_MAX_AGE_S = 5.0
+
 
 @dataclass
 class HealthState:
@@ -36,6 +40,8 @@ class HealthState:
     stage_ms: dict[str, float] = field(default_factory=dict)
     room: dict = field(default_factory=dict)  # events.room_summary of the latest frame
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _thermal: dict | None = field(default=None, repr=False, compare=False)
+    _thermal_at: float = field(default=0.0, repr=False, compare=False)
 
     def update(self, fps: float, faces: int, frames: int, stage_ms: dict[str, float],
                room: dict | None = None) -> None:
@@ -44,9 +50,16 @@ class HealthState:
             if room is not None:
                 self.room = room
 
+    def thermal(self) -> dict:
+        now = time.monotonic()
+        if self._thermal is None or now - self._thermal_at > THERMAL_MAX_AGE_S:
+            self._thermal, self._thermal_at = machine.thermal(), now
+        return self._thermal
+
     def snapshot(self) -> dict:
-        with self.lock:
-            return snapshot(self, self.fps, self.faces, self.frames, self.stage_ms)
+        with self.lock:  # only the copy: the snapshot itself may read files
+            figures = self.fps, self.faces, self.frames, self.stage_ms
+        return snapshot(self, *figures)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -67,7 +80,7 @@ def _throttled_int(text: str | None) -> int | None:
 
 def snapshot(state: HealthState, fps: float, faces: int, frames: int,
              stage_ms: dict[str, float]) -> dict:
-    th = machine.thermal()
+    th = state.thermal()
     return {
         "time": round(time.time(), 3),
         "uptime_s": round(time.time() - state.started, 1),
