@@ -23,6 +23,7 @@ from fer_tools.cliutil import main_wrapper
 from fer_tools.convert import float32_model
 from fer_tools.data import DataError, file_sha256, load_split, resolve_data_dir, stratified_subset
 from fer_tools.gitinfo import git_commit
+from fer_tools.predict import predict_keras
 
 
 @dataclass
@@ -153,13 +154,9 @@ def teacher_targets(paths: list[str], x: np.ndarray, temperature: float) -> np.n
     """Mean probabilities of the teachers on each image and its mirror image, softened."""
     import keras
 
-    imgs = x[..., None].astype(np.float32)
-    total = np.zeros((len(x), 7), np.float64)
-    for path in paths:
-        model = keras.models.load_model(path, compile=False)
-        for batch in (imgs, imgs[:, :, ::-1]):
-            total += model.predict(batch, batch_size=512, verbose=0)
-    p = np.clip(total / (2 * len(paths)), 1e-8, 1.0) ** (1.0 / temperature)
+    total = sum(predict_keras(keras.models.load_model(path, compile=False), x, flip=True)
+                .astype(np.float64) for path in paths)
+    p = np.clip(total / len(paths), 1e-8, 1.0) ** (1.0 / temperature)
     return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
@@ -331,11 +328,10 @@ class _SWA:
     swa.keras so that a resumed run goes on averaging where it stopped. The seed net has
     no batch normalization, so the average needs no statistics pass."""
 
-    def __init__(self, out: Path, arch: str, val, n: int = 0):
+    def __init__(self, out: Path, val, n: int = 0):
         import keras
 
-        self.path, self.arch, self.val, self.n = out / "swa.keras", arch, val, n
-        self.best = -1.0
+        self.path, self.val, self.n = out / "swa.keras", val, n
         self.avg = None
         if n and self.path.is_file():
             self.avg = [w.astype(np.float64) for w in
@@ -365,8 +361,7 @@ def has_batch_norm(model) -> bool:
 
 
 def val_accuracy(model, val) -> float:
-    probs = model.predict(val.x[..., None].astype(np.float32), batch_size=512, verbose=0)
-    return float(np.mean(np.argmax(probs, 1) == val.y))
+    return float(np.mean(np.argmax(predict_keras(model, val.x), 1) == val.y))
 
 
 def _bn_sample(x: np.ndarray, seed: int, n: int = 8000) -> np.ndarray:
@@ -542,7 +537,7 @@ def run(args: argparse.Namespace) -> int:
         swa = None
         if recipe.swa_start:
             n = json.loads((out / "state.json").read_text()).get("swa_n", 0) if args.resume else 0
-            swa = _SWA(out, recipe.arch, val, n)
+            swa = _SWA(out, val, n)
         progress = _Progress(out, recipe, start, history, args.quiet, swa)
         try:
             model.fit(ds, validation_data=vds, epochs=recipe.epochs, initial_epoch=start,
