@@ -21,10 +21,11 @@ pytest.importorskip("tensorflow", reason="host tools need the train extra: pip i
 from fer_tools.data import default_data_dir  # noqa: E402
 
 DATA = default_data_dir()
-pytestmark = pytest.mark.skipif(
+needs_data = pytest.mark.skipif(
     DATA is None or not (DATA / "Training.npz").is_file(),
     reason="FER2013 not found (set FER_DATA or place it at ../shared/data/fer2013)",
 )
+pytestmark = needs_data
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 
 

@@ -13,12 +13,8 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="host tools need the train extra: pip install '.[train]'")
 
-from test_tools import DATA, tool  # noqa: E402  (same skip rule and runner)
+from test_tools import DATA, needs_data, tool  # noqa: E402  (same skip rule and runner)
 
-needs_data = pytest.mark.skipif(
-    DATA is None or not (DATA / "Training.npz").is_file(),
-    reason="FER2013 not found (set FER_DATA or place it at ../shared/data/fer2013)",
-)
 SMALL = ("--limit", "600", "--batch", "64", "--data", str(DATA))
 
 
