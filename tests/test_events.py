@@ -50,6 +50,20 @@ def test_new_change_gone_and_nothing_in_between():
     ]
 
 
+def test_clear_sends_every_tracked_face_away_once():
+    clock = Clock()
+    stream = EventStream(LABELS, clock=clock)
+    stream.update(_result(0, _face(2, "happy"), _face(1, "sad", 4)))
+    stream.update(_result(1, _face(2, "neutral", 6), _face(1, "sad", 4)))
+    clock.t += 3
+    gone = stream.clear()
+    assert [(e.kind, e.track_id, e.label, e.frame, e.previous, e.time) for e in gone] == [
+        ("gone", 1, "sad", 1, None, 1003.0), ("gone", 2, "neutral", 1, None, 1003.0)]
+    assert stream.clear() == []
+    # a face seen again afterwards is new again
+    assert [e.kind for e in stream.update(_result(9, _face(2, "neutral", 6)))] == ["new"]
+
+
 def test_event_carries_the_smoothed_probabilities_by_label():
     ev = EventStream(LABELS, clock=Clock()).update(_result(7, _face(3, "happy")))[0]
     d = ev.to_dict()

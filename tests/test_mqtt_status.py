@@ -191,6 +191,12 @@ def test_discovery_events_and_state_match_the_headless_results(broker, collector
             from_events[e["track_id"]].append(e["label"])
     expected = shown_changes(out)
     assert dict(from_events) == expected
+    # each track: "new" first, "gone" last (at the latest when the run stops), once each
+    kinds: dict[int, list[str]] = defaultdict(list)
+    for e in events:
+        kinds[e["track_id"]].append(e["kind"])
+    assert kinds and all(k[0] == "new" and k[-1] == "gone" and k.count("gone") == 1
+                         for k in kinds.values()), dict(kinds)
     assert any(len(v) > 1 for v in expected.values()), \
         f"the clip should make the shown label change at least once: {expected}"
     for e in events:
@@ -207,6 +213,39 @@ def test_discovery_events_and_state_match_the_headless_results(broker, collector
     for p in payloads:
         assert len(p) < 4096
         assert p in (b"online", b"offline") or isinstance(json.loads(p), dict)
+
+
+@needs_broker
+def test_faces_go_when_the_camera_is_lost(broker, collector, tmp_path):
+    """In process: while the camera is retried (``on_frame(None)``) nothing is known of the
+    faces, so each tracked one is sent ``gone`` once, and ``new`` when seen again."""
+    import numpy as np
+
+    from fer_pi.config import load_file
+    from fer_pi.health import HealthState
+    from fer_pi.mqtt import MqttPublisher
+    from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
+
+    probs = tuple(0.7 if i == 3 else 0.05 for i in range(7))
+    face = Face(FaceBox(10, 10, 50, 50), Prediction(probs, LABELS), 4, probs, "happy", 0.0)
+    pub = MqttPublisher(load_file(mqtt_config(tmp_path, broker.port)).mqtt, LABELS, HealthState())
+    pub.start()
+    try:
+        assert pub.connected.wait(10), "connected"
+        for i in range(3):
+            pub.on_frame(FrameResult(Frame(i, i / 30, np.zeros((4, 4, 3), np.uint8)), (face,)))
+        pub.on_frame(None)
+        pub.on_frame(None)
+        pub.on_frame(FrameResult(Frame(3, 0.1, np.zeros((4, 4, 3), np.uint8)), (face,)))
+
+        def kinds():
+            return [(e["kind"], e["track_id"]) for e in map(json.loads, collector.on(f"{BASE}/face"))
+                    if e["kind"] != "update"]  # the interval may repeat the face
+        collector.wait(lambda: len(kinds()) >= 3, 10, "three face events")
+    finally:
+        pub.close()
+    collector.wait(lambda: len(kinds()) >= 4, 10, "the last gone at close")
+    assert kinds() == [("new", 4), ("gone", 4), ("new", 4), ("gone", 4)]
 
 
 @needs_broker

@@ -88,3 +88,13 @@ class EventStream:
             reported = {e.track_id for e in events}
             events.extend(e for tid, e in sorted(self._last.items()) if tid not in reported)
         return events
+
+    def clear(self) -> list[FaceEvent]:
+        """Every face still tracked, as ``gone``: for when the camera is lost or the run
+        stops, so a listener never keeps a face that nothing will report on again. The
+        frame and source time stay those of the face's last sighting."""
+        now = self.clock()
+        events = [replace(e, kind="gone", time=now, previous=None)
+                  for _, e in sorted(self._last.items())]
+        self._last.clear()
+        return events

@@ -206,10 +206,10 @@ class MqttPublisher:
 
     def on_frame(self, result: FrameResult | None) -> None:
         """Called once per frame after the health state was updated; with None while the
-        camera is being retried (the state still goes out at the interval)."""
-        if result is not None:
-            for ev in self.events.update(result):
-                self._publish(self.topics["face"], ev.to_dict())
+        camera is being retried: the faces then go (``gone``) and the state still goes out
+        at the interval."""
+        for ev in self.events.update(result) if result is not None else self.events.clear():
+            self._publish(self.topics["face"], ev.to_dict())
         now = time.monotonic()
         room = self.state.room  # set by the loop's health update for this frame
         changed = self._last_state is None or room != self._last_state.get("room")
@@ -227,6 +227,8 @@ class MqttPublisher:
         client = self.client
         if client is None:
             return
+        for ev in self.events.clear():
+            self._publish(self.topics["face"], ev.to_dict())
         if self.connected.is_set():
             info = client.publish(self.topics["availability"], OFFLINE, qos=1, retain=True)
             try:
