@@ -321,9 +321,10 @@ def test_bad_mqtt_settings_are_refused_before_anything_starts(tmp_path, extra, m
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def _get(url: str) -> tuple[int, str, str]:
+def _get(url: str, token: str | None = None) -> tuple[int, str, str]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, r.headers["Content-Type"], r.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers["Content-Type"], exc.read().decode()
@@ -332,14 +333,17 @@ def _get(url: str) -> tuple[int, str, str]:
 def test_status_endpoint_serves_json_and_prometheus_text(clips, tmp_path):
     parser = pytest.importorskip("prometheus_client.parser", reason="checks the exposition format")
     port = free_port()
+    token = "t0ken-" + os.urandom(8).hex()
+    (tmp_path / "token").write_text(token + "\n")
+    (tmp_path / "status.toml").write_text(f'[status]\ntoken_file = "{tmp_path / "token"}"\n')
     proc = spawn("--video", str(clips["two"]), "--loop", "--headless", "--status",
-                 "--status-port", str(port))
+                 "--status-port", str(port), "--config", str(tmp_path / "status.toml"))
     try:
         deadline = time.monotonic() + 60
         snap: dict = {}
         while time.monotonic() < deadline and snap.get("frames", 0) < 20:
             try:
-                code, ctype, body = _get(f"http://127.0.0.1:{port}/status")
+                code, ctype, body = _get(f"http://127.0.0.1:{port}/status", token)
                 snap = json.loads(body)
             except (OSError, ValueError):
                 time.sleep(0.1)
@@ -348,18 +352,40 @@ def test_status_endpoint_serves_json_and_prometheus_text(clips, tmp_path):
         assert snap["camera"]["state"] == "running" and snap["model"]
         assert {"detect", "infer", "total"} <= set(snap["stage_ms"])
         assert snap["room"]["faces"] == snap["faces"] == 2
-        code, ctype, text = _get(f"http://127.0.0.1:{port}/metrics")
+        code, ctype, text = _get(f"http://127.0.0.1:{port}/metrics", token)
         assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
         fams = {f.name: f for f in parser.text_string_to_metric_families(text)}
         assert fams["fer_pi_frames"].samples[0].value >= snap["frames"]  # a counter
         assert fams["fer_pi_faces"].samples[0].value == 2
         by = {s.labels["emotion"]: s.value for s in fams["fer_pi_faces_by_emotion"].samples}
         assert sum(v for k, v in by.items()) == 2 and set(LABELS) <= set(by)
-        assert _get(f"http://127.0.0.1:{port}/nope")[0] == 404
+        assert _get(f"http://127.0.0.1:{port}/nope", token)[0] == 404
+        # without the token, or with another, nothing but 401
+        for path in ("/status", "/metrics", "/"):
+            for wrong in (None, token[:-1], token + "x"):
+                code, _, body = _get(f"http://127.0.0.1:{port}{path}", wrong)
+                assert code == 401 and "frames" not in body, (path, wrong)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("section, key, content, message", [
+    ("status", "token_file", None, "status.token_file: file not found"),
+    ("status", "token_file", "\n", "status.token_file: "),
+    ("mqtt", "password_file", "  \n", "mqtt.password_file: "),
+])
+def test_missing_or_empty_secret_files_are_refused(tmp_path, section, key, content, message):
+    secret = tmp_path / "secret"
+    if content is not None:
+        secret.write_text(content)
+    extra = 'username = "u"\n' if section == "mqtt" else ""
+    (tmp_path / "c.toml").write_text(f'[{section}]\nenabled = true\n{extra}{key} = "{secret}"\n')
+    proc = run_cli("--config", str(tmp_path / "c.toml"), "--check-config")
+    assert proc.returncode == 2
+    assert message in proc.stderr and str(secret) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_status_endpoint_binds_loopback_by_default(clips):

@@ -192,7 +192,9 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     if cfg.status.enabled:
         from fer_pi.status import StatusServer
 
-        status_server = StatusServer(cfg.status.host, cfg.status.port, state)
+        token = (cfgmod.read_secret(cfg.status.token_file, "status.token_file")
+                 if cfg.status.token_file else None)
+        status_server = StatusServer(cfg.status.host, cfg.status.port, state, token=token)
         status_server.start()
     s = cfg.source
     dw = cfg.detect.detect_width

@@ -160,9 +160,11 @@ class MqttConfig:
 class StatusConfig:
     enabled: bool = setting(False, "serve GET /status (JSON) and GET /metrics (Prometheus) "
                             "over HTTP", flag="--status", flag_value=True)
-    host: str = setting("127.0.0.1", "address to bind (0.0.0.0: every interface; the "
-                        "endpoint has no authentication)")
+    host: str = setting("127.0.0.1", "address to bind (0.0.0.0: every interface; set "
+                        "token_file then)")
     port: int = setting(8787, "TCP port", 1, 65535, flag="--status-port")
+    token_file: str = setting("", "file whose first line is a bearer token that every "
+                              "request must send (Authorization: Bearer ...); empty: none")
 
 
 SECTIONS = {"source": SourceConfig, "detect": DetectConfig, "model": ModelConfig,
@@ -246,6 +248,22 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"output.path = {out!r}: must end in .jsonl or .csv")
     if cfg.mqtt.enabled:
         _validate_mqtt(cfg.mqtt)
+    if cfg.status.enabled and cfg.status.token_file:
+        read_secret(cfg.status.token_file, "status.token_file")
+
+
+def read_secret(path: str, key: str) -> str:
+    """The first line of a secret file (a password, a token), without its line end."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            secret = fh.readline().rstrip("\r\n")
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: cannot read {path} ({exc})") from None
+    if not secret.strip():
+        raise ConfigError(f"{key}: {path} is empty")
+    return secret
 
 
 _TOPIC_PART = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -266,7 +284,9 @@ def _validate_mqtt(m: MqttConfig) -> None:
         raise ConfigError("mqtt: a password needs mqtt.username")
     if bool(m.cert_file) != bool(m.key_file):
         raise ConfigError("mqtt: cert_file and key_file go together")
-    for key in ("password_file", "ca_file", "cert_file", "key_file"):
+    if m.password_file:
+        read_secret(m.password_file, "mqtt.password_file")
+    for key in ("ca_file", "cert_file", "key_file"):
         path = getattr(m, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"mqtt.{key}: file not found: {path}")

@@ -23,7 +23,7 @@ import threading
 import time
 
 from fer_pi import __version__
-from fer_pi.config import ConfigError, MqttConfig
+from fer_pi.config import ConfigError, MqttConfig, read_secret
 from fer_pi.events import EventStream
 from fer_pi.health import HealthState
 from fer_pi.schema import FrameResult
@@ -92,8 +92,7 @@ def _import_paho():
 
 def _password(cfg: MqttConfig) -> str | None:
     if cfg.password_file:
-        with open(cfg.password_file, encoding="utf-8") as fh:
-            return fh.readline().rstrip("\r\n")
+        return read_secret(cfg.password_file, "mqtt.password_file")
     return cfg.password or None
 
 
@@ -127,7 +126,7 @@ class MqttPublisher:
             client = self._make_client()
             client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
             client.loop_start()  # its thread retries the connection with backoff
-        except (OSError, ValueError) as exc:  # unreadable password or TLS files
+        except (OSError, ValueError, ConfigError) as exc:  # unreadable password or TLS files
             log.error("mqtt: cannot set up the client for %s:%d: %s; retrying in %.0f s",
                       self.cfg.host, self.cfg.port, exc, next_delay)
             return False
