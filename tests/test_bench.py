@@ -192,3 +192,45 @@ def test_ssh_config_that_does_not_exist_is_one_line(tmp_path):
     proc = bench("--remote", "testpi", "--ssh-config", str(tmp_path / "nope"), tmp_path=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"fer-bench: error: ssh config not found: {tmp_path / 'nope'}"
+
+
+def test_an_interrupted_sweep_resumes_with_the_runs_it_finished(tmp_path):
+    """Killed after its first run, a sweep run again with --resume keeps that run as it
+    was measured and measures only the rest; other settings are refused."""
+    import signal
+    import time
+
+    out = tmp_path / "sweep.json"
+    partial = tmp_path / "sweep.json.partial.jsonl"
+    args = ["--json", "--headless", "--frames", "150", "--warmup", "0", "--threads", "1,2",
+            "--detect-every", "1,2", "--output", str(out)]
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "XDG_CACHE_HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.bench", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and (
+            not partial.is_file() or len(partial.read_text().splitlines()) < 2):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    lines = partial.read_text().splitlines()
+    assert 2 <= len(lines) <= 4, "killed after the first run and before the last"
+    kept = [json.loads(x)["run"] for x in lines[1:]]
+    assert not out.exists()
+
+    other = bench(*[a if a != "150" else "151" for a in args], "--resume", tmp_path=tmp_path)
+    assert other.returncode == 2 and "measured with different settings" in other.stderr
+
+    proc2 = bench(*args, "--resume", tmp_path=tmp_path)
+    assert proc2.returncode == 0, proc2.stderr
+    rep = json.loads(proc2.stdout)
+    assert [(r["threads"], r["detect_every"]) for r in rep["runs"]] == [(1, 1), (1, 2), (2, 1),
+                                                                         (2, 2)]
+    assert rep["runs"][:len(kept)] == kept  # reused, not measured again
+    assert proc2.stderr.count("kept from the interrupted sweep") == len(kept)
+    assert json.loads(out.read_text()) == rep and not partial.exists()
+
+
+def test_resume_needs_an_output(tmp_path):
+    proc = bench("--resume", tmp_path=tmp_path)
+    assert proc.returncode == 2 and "--resume needs --output" in proc.stderr

@@ -3,11 +3,14 @@
 Runs every combination of --model, --threads and --detect-every on one source,
 records the machine beside the figures, prints a table (or --json), and with
 --remote runs the same benchmark on a Pi over SSH and prints both side by side.
+With --output, each finished run is also kept in OUTPUT.partial.jsonl, so that an
+interrupted sweep continues with --resume instead of starting over.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -78,7 +81,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="'infer' times the model alone on random and real face crops")
     p.add_argument("--config", help="TOML settings to start from (as fer-pi's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--output", help="also write the JSON to this file")
+    p.add_argument("--output", help="also write the JSON to this file (finished runs are kept "
+                   "in OUTPUT.partial.jsonl until the sweep ends)")
+    p.add_argument("--resume", action="store_true", help="reuse the finished runs of an "
+                   "interrupted sweep with the same --output and settings")
     p.add_argument("--remote", help="user@host of a Pi with fer-pi installed ('local' runs "
                    "the remote path on this machine)")
     p.add_argument("--ssh-config", help="ssh_config file for --remote (port, key, ...)")
@@ -246,16 +252,26 @@ def run_local(args) -> dict:
         cfg = load_file(args.config)
     cfg = from_dict({"model": {"flip_tta": bool(args.flip_tta and cfg.model.flip_tta)}}, cfg)
     before = machine.thermal()
+    plan = [(m, n, e) for m in models for n in threads
+            for e in ([None] if args.stage == "infer" else cadences)]
+    partial = Partial(args, cfg, models) if args.output else None
+    done = partial.load(args.resume) if partial else {}
     runs = []
-    for model in models:
-        for n in threads:
-            if args.stage == "infer":
-                runs.append(bench_infer(args, model, n))
-                continue
-            for every in cadences:
-                runs.append(bench_pipeline(args, cfg, model, n, every))
-                print(f"  {runs[-1]['model']} threads={n} detect_every={every}: "
-                      f"{runs[-1]['fps']} FPS", file=sys.stderr, flush=True)
+    for i, (model, n, every) in enumerate(plan, 1):
+        key = f"{model}|{n}|{every}"
+        run = done.get(key)
+        if run is None:
+            run = (bench_infer(args, model, n) if every is None
+                   else bench_pipeline(args, cfg, model, n, every))
+            if partial:
+                partial.add(key, run)
+        runs.append(run)
+        figure = (f"{run['fps']} FPS" if "fps" in run else
+                  f"p50 {run['stages'].get('infer_real', run['stages'].get('infer_random'))['p50']} ms")
+        print(f"  [{i}/{len(plan)}] {run['model']} threads={n}"
+              f"{'' if every is None else f' detect_every={every}'}: {figure}"
+              f"{' (kept from the interrupted sweep)' if key in done else ''}",
+              file=sys.stderr, flush=True)
     return {
         "schema": SCHEMA, "stage": args.stage,
         "machine": machine.describe(),
@@ -269,6 +285,62 @@ def run_local(args) -> dict:
                      "detect_width": cfg.detect.detect_width},
         "runs": runs,
     }
+
+
+class Partial:
+    """OUTPUT.partial.jsonl: a header naming what the sweep measures, then one finished run
+    a line. A run is reused only when the header matches: same machine, software, source,
+    settings and model files (by hash), so a resumed sweep is one sweep."""
+
+    def __init__(self, args, cfg: Config, models: list[Path]):
+        self.path = Path(args.output + ".partial.jsonl")
+        m = machine.describe()
+        self.header = {
+            "schema": SCHEMA, "stage": args.stage,
+            "machine": {k: m[k] for k in ("pi_model", "cpu", "cores", "arch", "versions")},
+            "source": [args.camera, args.video, args.faces, args.width, args.height],
+            "settings": [args.frames, args.warmup, args.headless, args.screen, args.no_track,
+                         cfg.model.flip_tta, cfg.detect.detect_width],
+            "models": {str(p): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in models},
+        }
+
+    def load(self, resume: bool) -> dict[str, dict]:
+        if not self.path.is_file():
+            return {}
+        if not resume:
+            print(f"fer-bench: starting over; {self.path} is replaced (--resume would have "
+                  "continued it)", file=sys.stderr)
+            self.path.unlink()
+            return {}
+        lines = self.path.read_text().splitlines()
+        try:
+            header = json.loads(lines[0])
+        except (IndexError, json.JSONDecodeError):
+            raise BenchError(f"--resume: {self.path} has no valid header") from None
+        for key in self.header:
+            if header.get(key) != self.header[key]:
+                raise BenchError(f"--resume: {self.path} was measured with different {key}: "
+                                 "start over without --resume")
+        done = {}
+        for line in lines[1:]:
+            try:
+                rec = json.loads(line)
+                done[rec["key"]] = rec["run"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                break  # a line cut short by the interruption: measure that run again
+        # rewrite what was read, so a torn last line does not stay before new runs
+        self.path.write_text("".join(json.dumps(x) + "\n" for x in
+                                     [self.header, *({"key": k, "run": r} for k, r in done.items())]))
+        return done
+
+    def add(self, key: str, run: dict) -> None:
+        new = not self.path.is_file()
+        with self.path.open("a") as fh:
+            if new:
+                fh.write(json.dumps(self.header) + "\n")
+            fh.write(json.dumps({"key": key, "run": run}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 # --- remote --------------------------------------------------------------------------------
@@ -391,6 +463,8 @@ def table(report: dict, title: str = "") -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        if args.resume and (args.remote or not args.output):
+            raise BenchError("--resume needs --output (the sweep to continue) and no --remote")
         if args.remote:
             transport = LocalTransport() if args.remote == "local" else \
                 SSHTransport(args.remote, args.ssh_config)
@@ -424,6 +498,7 @@ def main(argv=None) -> int:
         raise
     if args.output:
         Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+        Path(args.output + ".partial.jsonl").unlink(missing_ok=True)
     print(json.dumps(result, indent=1) if args.json else text)
     return 0
 
