@@ -165,6 +165,15 @@ def model_section(models: Path, name: str, bench: dict | None) -> str:
                   f"{final['chosen']}: PublicTest {_pct(final['val_accuracy_before'])} before, "
                   f"{_pct(final['val_accuracy'])} after (float, bfloat16 weights read in "
                   "float32).", ""]
+    if recipe.get("teachers"):
+        teachers = ", ".join(f"`{Path(t).name}` (sha256 {h[:16]}…)" for t, h in
+                             recipe.get("teachers_sha256", {}).items())
+        lines += [f"Distilled: each training target mixed the true label with the teachers' "
+                  f"mean probabilities on the image and its mirror image (share "
+                  f"{recipe['teacher_weight']:g}, softened with temperature "
+                  f"{recipe['teacher_temperature']:g}). Teachers: {teachers}; a teacher that "
+                  "has since been replaced in this folder is in the git history "
+                  "(find it by its hash). The teachers are not needed on the device.", ""]
     lines += ["### Recipe", "", "The run that produced the weights:", "", "```json",
               json.dumps(recipe, indent=1), "```", ""]
     for i, prev in enumerate(meta["training"].get("earlier_runs", []), 1):
