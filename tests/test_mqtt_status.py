@@ -228,10 +228,17 @@ def test_faces_go_when_the_camera_is_lost(broker, collector, tmp_path):
 
     probs = tuple(0.7 if i == 3 else 0.05 for i in range(7))
     face = Face(FaceBox(10, 10, 50, 50), Prediction(probs, LABELS), 4, probs, "happy", 0.0)
-    pub = MqttPublisher(load_file(mqtt_config(tmp_path, broker.port)).mqtt, LABELS, HealthState())
+    from fer_pi.health import prometheus
+
+    state = HealthState()
+    pub = MqttPublisher(load_file(mqtt_config(tmp_path, broker.port)).mqtt, LABELS, state)
     pub.start()
     try:
         assert pub.connected.wait(10), "connected"
+        # the link's state reaches /status, /metrics and the health file
+        snap = state.snapshot()
+        assert snap["mqtt"] == {"connected": True, "dropped": 0}
+        assert "fer_pi_mqtt_connected 1\n" in prometheus(snap)
         for i in range(3):
             pub.on_frame(FrameResult(Frame(i, i / 30, np.zeros((4, 4, 3), np.uint8)), (face,)))
         pub.on_frame(None)
@@ -246,6 +253,9 @@ def test_faces_go_when_the_camera_is_lost(broker, collector, tmp_path):
         pub.close()
     collector.wait(lambda: len(kinds()) >= 4, 10, "the last gone at close")
     assert kinds() == [("new", 4), ("gone", 4), ("new", 4), ("gone", 4)]
+    assert state.snapshot()["mqtt"]["connected"] is False
+    assert "fer_pi_mqtt_connected 0\n" in prometheus(state.snapshot())
+    assert "mqtt" not in prometheus(HealthState().snapshot())  # not enabled: no series
 
 
 @needs_broker

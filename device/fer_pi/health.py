@@ -39,6 +39,7 @@ class HealthState:
     frames: int = 0
     stage_ms: dict[str, float] = field(default_factory=dict)
     room: dict = field(default_factory=dict)  # events.room_summary of the latest frame
+    mqtt: dict | None = None  # {"connected", "dropped"} while MQTT is enabled (mqtt.py sets it)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _thermal: dict | None = field(default=None, repr=False, compare=False)
     _thermal_at: float = field(default=0.0, repr=False, compare=False)
@@ -92,6 +93,7 @@ def snapshot(state: HealthState, fps: float, faces: int, frames: int,
         "corrupt_frames": state.corrupt_frames,
         "model": state.model,
         "room": state.room,
+        "mqtt": dict(state.mqtt) if state.mqtt is not None else None,
         "temperature_c": th["temperature_c"],
         "throttled": th["throttled"],
     }
@@ -124,6 +126,11 @@ def prometheus(snap: dict) -> str:
     if counts:
         metric("faces_by_emotion", "gauge", "Faces in the latest frame by the label shown",
                [(f'{{emotion="{k}"}}', v) for k, v in counts.items()])
+    if snap.get("mqtt") is not None:
+        metric("mqtt_connected", "gauge", "1 while connected to the MQTT broker",
+               [("", int(snap["mqtt"]["connected"]))])
+        metric("mqtt_dropped_total", "counter", "MQTT messages dropped: queue full while the "
+               "broker was away", [("", snap["mqtt"]["dropped"])])
     if snap["temperature_c"] is not None:
         metric("temperature_celsius", "gauge", "SoC temperature", [("", snap["temperature_c"])])
     thr = _throttled_int(snap["throttled"])
