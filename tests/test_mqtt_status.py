@@ -222,14 +222,12 @@ def test_faces_go_when_the_camera_is_lost(broker, collector, tmp_path):
     import numpy as np
 
     from fer_pi.config import load_file
-    from fer_pi.health import HealthState
+    from fer_pi.health import HealthState, prometheus
     from fer_pi.mqtt import MqttPublisher
     from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
 
     probs = tuple(0.7 if i == 3 else 0.05 for i in range(7))
     face = Face(FaceBox(10, 10, 50, 50), Prediction(probs, LABELS), 4, probs, "happy", 0.0)
-    from fer_pi.health import prometheus
-
     state = HealthState()
     pub = MqttPublisher(load_file(mqtt_config(tmp_path, broker.port)).mqtt, LABELS, state)
     pub.start()

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,8 @@ class HealthState:
     frames: int = 0
     stage_ms: dict[str, float] = field(default_factory=dict)
     room: dict = field(default_factory=dict)  # events.room_summary of the latest frame
-    mqtt: dict | None = None  # {"connected", "dropped"} while MQTT is enabled (mqtt.py sets it)
+    # while MQTT is enabled: the publisher's link() ({"connected", "dropped"}), read live
+    mqtt: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _thermal: dict | None = field(default=None, repr=False, compare=False)
     _thermal_at: float = field(default=0.0, repr=False, compare=False)
@@ -93,7 +95,7 @@ def snapshot(state: HealthState, fps: float, faces: int, frames: int,
         "corrupt_frames": state.corrupt_frames,
         "model": state.model,
         "room": state.room,
-        "mqtt": dict(state.mqtt) if state.mqtt is not None else None,
+        "mqtt": state.mqtt() if state.mqtt is not None else None,
         "temperature_c": th["temperature_c"],
         "throttled": th["throttled"],
     }

@@ -110,7 +110,11 @@ class MqttPublisher:
         self._last_state_t = 0.0
         self._next_interval = 0.0
         self.dropped = 0  # messages refused while the queue was full
-        state.mqtt = {"connected": False, "dropped": 0}  # for /status, /metrics, health
+        state.mqtt = self.link  # for /status, /metrics, health
+
+    def link(self) -> dict:
+        """The broker link as health reports it."""
+        return {"connected": self.connected.is_set(), "dropped": self.dropped}
 
     # -- connection -------------------------------------------------------------------
     def start(self) -> None:
@@ -175,11 +179,9 @@ class MqttPublisher:
             client.publish(self.topics["state"], json.dumps(self._last_state), self.cfg.qos,
                            retain=True)
         self.connected.set()
-        self.state.mqtt = {"connected": True, "dropped": self.dropped}
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self.connected.clear()
-        self.state.mqtt = {"connected": False, "dropped": self.dropped}
         if not self._stop.is_set():
             log.warning("mqtt: disconnected from %s:%d (%s); reconnecting", self.cfg.host,
                         self.cfg.port, reason_code)
@@ -205,7 +207,6 @@ class MqttPublisher:
                               retain=retain)
         if info.rc == self.paho.MQTT_ERR_QUEUE_SIZE:
             self.dropped += 1
-            self.state.mqtt = {"connected": self.connected.is_set(), "dropped": self.dropped}
 
     def on_frame(self, result: FrameResult | None) -> None:
         """Called once per frame after the health state was updated; with None while the
