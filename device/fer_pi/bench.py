@@ -48,6 +48,11 @@ def percentiles(values) -> dict:
             "mean": round(float(v.mean()), 4)}
 
 
+def infer_stats(run: dict) -> dict:
+    """An infer-stage run's per-face figures: on real face crops, else on random ones."""
+    return run["stages"].get("infer_real") or run["stages"]["infer_random"]
+
+
 def _int_list(text: str, name: str, lo: int, hi: int) -> list[int]:
     try:
         vals = [int(x) for x in text.split(",") if x.strip()]
@@ -267,7 +272,7 @@ def run_local(args) -> dict:
                 partial.add(key, run)
         runs.append(run)
         figure = (f"{run['fps']} FPS" if "fps" in run else
-                  f"p50 {run['stages'].get('infer_real', run['stages'].get('infer_random'))['p50']} ms")
+                  f"p50 {infer_stats(run)['p50']} ms")
         print(f"  [{i}/{len(plan)}] {run['model']} threads={n}"
               f"{'' if every is None else f' detect_every={every}'}: {figure}"
               f"{' (kept from the interrupted sweep)' if key in done else ''}",

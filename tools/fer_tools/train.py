@@ -356,8 +356,12 @@ class _SWA:
         return {"swa_n": self.n}
 
 
+def _is_bn(layer) -> bool:
+    return type(layer).__name__ == "BatchNormalization"
+
+
 def has_batch_norm(model) -> bool:
-    return any(type(la).__name__ == "BatchNormalization" for la in model.layers)
+    return any(map(_is_bn, model.layers))
 
 
 def val_accuracy(model, val) -> float:
@@ -378,7 +382,7 @@ def precise_bn(model, x: np.ndarray, batch: int = 1024) -> None:
     layer through a Sequential model in inference mode."""
     acts = x
     for layer in model.layers:
-        if type(layer).__name__ == "BatchNormalization":
+        if _is_bn(layer):
             axes = tuple(range(acts.ndim - 1))
             total = np.zeros(acts.shape[-1])
             squares = np.zeros(acts.shape[-1])
