@@ -1,0 +1,249 @@
+"""fer-summary: what a results file says per face: when each tracked face was in view,
+for how long, and which labels the board showed it with.
+
+    fer-summary results.jsonl            # a table a person reads
+    fer-summary results.csv --json       # the same, as JSON
+    fer-summary results.jsonl --csv faces.csv   # one row per face, for a spreadsheet
+
+It reads what `fer-pi --output` wrote (.jsonl or .csv, a file cut short included: an
+unreadable line is skipped and counted, never fatal), so a museum or a study gets the
+per-visitor figures without writing a parser. Shares are of the frames a face was in,
+which is time where the frame rate is steady. Labels are the board's shown labels
+(smoothed, "uncertain" included); a run without smoothing falls back to each frame's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXIT_INPUT, EXIT_OUTPUT = 3, 5  # as fer-pi's: input cannot be opened, output not written
+
+
+class SummaryError(Exception):
+    """A results file that cannot be read, or an output that cannot be written; names it."""
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    track_id: int | None
+    shown: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class FrameRow:
+    frame: int
+    timestamp: float
+    faces: tuple[FaceRow, ...]
+
+
+@dataclass
+class TrackSummary:
+    track_id: int
+    first_t: float
+    last_t: float
+    frames: int = 0
+    labels: Counter = field(default_factory=Counter)
+    confidence_sum: float = 0.0
+
+    def to_dict(self) -> dict:
+        shares = {k: round(n / self.frames, 4) for k, n in self.labels.most_common()}
+        return {"track_id": self.track_id, "first_t": round(self.first_t, 3),
+                "last_t": round(self.last_t, 3), "seconds": round(self.last_t - self.first_t, 3),
+                "frames": self.frames, "most_shown": most_shown(self.labels),
+                "shares": shares, "mean_confidence": round(self.confidence_sum / self.frames, 4)}
+
+
+def most_shown(counts: Counter) -> str:
+    """The label shown in most frames; "uncertain" only when nothing else was shown."""
+    named = [(n, k) for k, n in counts.most_common() if k != "uncertain"]
+    return named[0][1] if named else ("uncertain" if counts else "none")
+
+
+def _jsonl_frames(text: str, skipped: list[int]) -> Iterator[FrameRow]:
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            faces = tuple(FaceRow(f.get("track_id"), f.get("shown") or f["label"],
+                                  float(f["confidence"])) for f in rec["faces"])
+            yield FrameRow(int(rec["frame"]), float(rec["timestamp"]), faces)
+        except (ValueError, KeyError, TypeError):
+            skipped[0] += 1
+
+
+def _csv_frames(text: str, skipped: list[int]) -> Iterator[FrameRow]:
+    rows = csv.DictReader(io.StringIO(text))
+    need = {"frame", "timestamp", "faces", "track_id", "label", "confidence", "shown"}
+    if not need <= set(rows.fieldnames or ()):
+        raise SummaryError(f"missing columns {sorted(need - set(rows.fieldnames or ()))}")
+    current: tuple[int, float] | None = None
+    faces: list[FaceRow] = []
+    for row in rows:
+        try:
+            if None in row.values():
+                raise ValueError("a row with missing fields")
+            key = (int(row["frame"]), float(row["timestamp"]))
+            face = None if row["faces"] == "0" else FaceRow(
+                int(row["track_id"]) if row["track_id"] else None,
+                row["shown"] or row["label"], float(row["confidence"]))
+        except (ValueError, TypeError):
+            skipped[0] += 1
+            continue
+        if key != current:
+            if current is not None:
+                yield FrameRow(*current, tuple(faces))
+            current, faces = key, []
+        if face is not None:
+            faces.append(face)
+    if current is not None:
+        yield FrameRow(*current, tuple(faces))
+
+
+def read_frames(path: Path) -> tuple[list[FrameRow], int]:
+    """Frames of a fer-pi results file and how many lines could not be read."""
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in ("jsonl", "csv"):
+        raise SummaryError(f"results must end in .jsonl or .csv: {path}")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise SummaryError(f"cannot read results {path}: {exc.strerror or exc}") from None
+    skipped = [0]
+    if text and not text.endswith("\n"):  # fer-pi ends every line: this one was cut short
+        text = text[: text.rfind("\n") + 1]
+        skipped[0] += 1
+    try:
+        frames = list((_jsonl_frames if kind == "jsonl" else _csv_frames)(text, skipped))
+    except SummaryError as exc:
+        raise SummaryError(f"not a fer-pi results file: {path} ({exc})") from None
+    if skipped[0] and not frames:
+        raise SummaryError(f"not a fer-pi results file: {path} (no readable frame)")
+    return frames, skipped[0]
+
+
+def summarize(frames: list[FrameRow], skipped: int = 0, min_frames: int = 1) -> dict:
+    """``min_frames``: tracks seen in fewer frames (a passing false detection) are left out,
+    of the room's shares too, and counted."""
+    tracks: dict[int, TrackSummary] = {}
+    room: Counter = Counter()
+    untracked = 0
+    for fr in frames:
+        for face in fr.faces:
+            room[face.shown] += 1
+            if face.track_id is None:
+                untracked += 1
+                continue
+            tr = tracks.setdefault(face.track_id, TrackSummary(face.track_id, fr.timestamp,
+                                                                 fr.timestamp))
+            tr.first_t, tr.last_t = min(tr.first_t, fr.timestamp), max(tr.last_t, fr.timestamp)
+            tr.frames += 1
+            tr.labels[face.shown] += 1
+            tr.confidence_sum += face.confidence
+    short = [k for k, t in tracks.items() if t.frames < min_frames]
+    for k in short:
+        room.subtract(tracks.pop(k).labels)
+    room = +room  # drop the labels left at zero
+    face_frames = sum(room.values())
+    times = [fr.timestamp for fr in frames]
+    return {
+        "frames": len(frames),
+        "skipped_lines": skipped,
+        "seconds": round(max(times) - min(times), 3) if times else 0.0,
+        "frames_with_faces": sum(1 for fr in frames if fr.faces),
+        "faces_tracked": len(tracks),
+        "short_tracks_left_out": len(short),
+        "untracked_face_frames": untracked,
+        "room": {"face_frames": face_frames, "most_shown": most_shown(room),
+                 "shares": {k: round(n / face_frames, 4) for k, n in room.most_common()}},
+        "tracks": [tracks[k].to_dict() for k in sorted(tracks)],
+    }
+
+
+def _shares_text(shares: dict[str, float], most: int = 3) -> str:
+    items = list(shares.items())
+    text = ", ".join(f"{k} {100 * v:.0f} %" for k, v in items[:most])
+    return text + (f" (+{len(items) - most} more)" if len(items) > most else "")
+
+
+def render_text(path: Path, s: dict) -> str:
+    lines = [f"{path}: {s['frames']} frames over {s['seconds']:.1f} s, "
+             f"{s['frames_with_faces']} with faces, {s['faces_tracked']} tracked face(s)"
+             + (f", {s['skipped_lines']} unreadable line(s) skipped" if s["skipped_lines"] else "")]
+    if s["short_tracks_left_out"]:
+        lines.append(f"{s['short_tracks_left_out']} track(s) seen in fewer frames than "
+                     "--min-frames left out")
+    if s["untracked_face_frames"]:
+        lines.append(f"{s['untracked_face_frames']} face-frame(s) without a track ID (--no-track)")
+    if s["tracks"]:
+        lines.append(f"{'face':>5} {'from s':>8} {'to s':>8} {'seconds':>8} {'frames':>7}  "
+                     f"{'most shown':<11} shares of its frames")
+        for t in s["tracks"]:
+            lines.append(f"{t['track_id']:>5} {t['first_t']:>8.2f} {t['last_t']:>8.2f} "
+                         f"{t['seconds']:>8.2f} {t['frames']:>7}  {t['most_shown']:<11} "
+                         f"{_shares_text(t['shares'])}")
+    if s["room"]["face_frames"]:
+        lines.append(f"all faces: {_shares_text(s['room']['shares'], most=8)}")
+    return "\n".join(lines)
+
+
+def write_tracks_csv(path: Path, s: dict) -> None:
+    """A share column per label the file holds: FER2013's order first, then any other."""
+    from fer_pi.events import UNCERTAIN
+    from fer_pi.labels import LABELS
+
+    seen = {k for t in s["tracks"] for k in t["shares"]}
+    labels = [*LABELS, UNCERTAIN] + sorted(seen - {*LABELS, UNCERTAIN})
+    rows = [["track_id", "first_t", "last_t", "seconds", "frames", "most_shown",
+             "mean_confidence", *(f"share_{k}" for k in labels)]]
+    for t in s["tracks"]:
+        rows.append([t["track_id"], t["first_t"], t["last_t"], t["seconds"], t["frames"],
+                     t["most_shown"], t["mean_confidence"],
+                     *(t["shares"].get(k, 0.0) for k in labels)])
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    try:
+        path.write_text(buf.getvalue(), encoding="utf-8")
+    except OSError as exc:
+        raise SummaryError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="fer-summary", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", help="a results file written by fer-pi --output (.jsonl or .csv)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--csv", metavar="FILE", help="also write one row per tracked face to FILE")
+    p.add_argument("--min-frames", type=int, default=1, metavar="N",
+                   help="leave out faces tracked in fewer than N frames (brief false "
+                   "detections); default 1: keep all")
+    args = p.parse_args(argv)
+    if args.min_frames < 1:
+        p.error(f"--min-frames must be at least 1, not {args.min_frames}")
+    path = Path(args.results)
+    try:
+        summary = summarize(*read_frames(path), min_frames=args.min_frames)
+    except SummaryError as exc:
+        print(f"fer-summary: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    if args.csv:
+        try:
+            write_tracks_csv(Path(args.csv), summary)
+        except SummaryError as exc:
+            print(f"fer-summary: {exc}", file=sys.stderr)
+            return EXIT_OUTPUT
+    print(json.dumps(summary, indent=1) if args.json else render_text(path, summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

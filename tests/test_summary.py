@@ -1,0 +1,119 @@
+"""fer-summary on results that fer-pi itself wrote from real clips (real cascade, real model)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import run_cli
+
+from fer_pi.summary import FaceRow, FrameRow, main, read_frames, summarize
+
+
+def summary_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fer_pi.summary", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def results(clips, tmp_path_factory):
+    """fer-pi on the two-faces clip, writing .jsonl and .csv."""
+    d = tmp_path_factory.mktemp("results")
+    out = {}
+    for kind in ("jsonl", "csv"):
+        path = d / f"two.{kind}"
+        r = run_cli("--video", str(clips["two"]), "--headless", "--output", str(path))
+        assert r.returncode == 0, r.stderr
+        out[kind] = path
+    return out
+
+
+def test_jsonl_and_csv_of_one_run_summarize_alike(results):
+    s_json = summarize(*read_frames(results["jsonl"]))
+    s_csv = summarize(*read_frames(results["csv"]))
+    assert s_json == s_csv
+    lines = [json.loads(x) for x in results["jsonl"].read_text().splitlines()]
+    assert s_json["frames"] == len(lines) and s_json["skipped_lines"] == 0
+    ids = {f["track_id"] for x in lines for f in x["faces"]}
+    assert s_json["faces_tracked"] == len(ids) >= 2
+    # every face-frame of the file is in exactly one track
+    assert sum(t["frames"] for t in s_json["tracks"]) == sum(len(x["faces"]) for x in lines)
+    for t in s_json["tracks"]:
+        assert t["first_t"] <= t["last_t"] and t["seconds"] == pytest.approx(
+            t["last_t"] - t["first_t"], abs=1e-3)
+        assert sum(t["shares"].values()) == pytest.approx(1, abs=1e-3)
+        assert t["most_shown"] == max(t["shares"], key=t["shares"].get)
+
+
+def test_a_file_cut_short_is_read_to_its_last_whole_line(results, tmp_path):
+    for kind, path in results.items():
+        text = path.read_text()
+        cut = tmp_path / f"cut.{kind}"
+        cut.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])
+        frames, skipped = read_frames(cut)
+        whole, _ = read_frames(path)
+        assert skipped == 1, kind
+        if kind == "jsonl":  # a line is a frame
+            assert frames == whole[:-1]
+        else:  # a row is a face: the last frame keeps the faces before the cut one
+            assert frames[:-1] == whole[:-1]
+            assert frames[-1].faces == whole[-1].faces[:-1]
+
+
+def test_min_frames_leaves_out_brief_tracks_and_counts_them():
+    def face(track, shown):
+        return FaceRow(track, shown, 0.5)
+
+    frames = [FrameRow(0, 0.0, (face(1, "happy"), face(None, "neutral"))),
+              FrameRow(1, 0.1, (face(1, "happy"), face(2, "angry"))),
+              FrameRow(2, 0.2, (face(1, "sad"),)),
+              FrameRow(3, 0.3, ()),
+              FrameRow(4, 0.4, (face(1, "uncertain"),))]
+    full = summarize(frames)
+    assert [t["track_id"] for t in full["tracks"]] == [1, 2]
+    s = summarize(frames, min_frames=2)
+    assert [t["track_id"] for t in s["tracks"]] == [1] and s["short_tracks_left_out"] == 1
+    one = s["tracks"][0]
+    assert (one["frames"], one["seconds"], one["most_shown"]) == (4, 0.4, "happy")
+    assert one["shares"] == {"happy": 0.5, "sad": 0.25, "uncertain": 0.25}
+    # the room keeps the untracked face and loses the left-out track's frame
+    assert s["room"]["face_frames"] == 5 and "angry" not in s["room"]["shares"]
+    assert s["untracked_face_frames"] == 1 and s["frames_with_faces"] == 4
+
+
+def test_cli_prints_a_table_json_and_writes_a_csv(results, tmp_path):
+    r = summary_cli(str(results["jsonl"]))
+    assert r.returncode == 0, r.stderr
+    s = summarize(*read_frames(results["jsonl"]))
+    assert f"{s['faces_tracked']} tracked face(s)" in r.stdout
+    assert r.stdout.count("\n") >= 2 + s["faces_tracked"]
+    r = summary_cli(str(results["csv"]), "--json", "--csv", str(tmp_path / "faces.csv"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == s
+    rows = list(csv.DictReader((tmp_path / "faces.csv").open()))
+    assert [int(x["track_id"]) for x in rows] == [t["track_id"] for t in s["tracks"]]
+    assert all(float(x[f"share_{t['most_shown']}"]) > 0 for x, t in zip(rows, s["tracks"], strict=True))
+
+
+@pytest.mark.parametrize("name, content, needle", [
+    ("absent.jsonl", None, "cannot read results"),
+    ("notes.txt", "hello\n", "must end in .jsonl or .csv"),
+    ("other.jsonl", '{"a": 1}\n{"b": 2}\n', "not a fer-pi results file"),
+    ("other.csv", "a,b\n1,2\n", "not a fer-pi results file"),
+])
+def test_bad_input_is_one_line_naming_the_file(tmp_path, capsys, name, content, needle):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    assert main([str(path)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and needle in err and str(path) in err
+
+
+def test_unwritable_csv_is_exit_5(results, tmp_path, capsys):
+    target = tmp_path / "no" / "such" / "dir" / "faces.csv"
+    assert main([str(results["jsonl"]), "--csv", str(target)]) == 5
+    assert str(target) in capsys.readouterr().err
