@@ -147,3 +147,44 @@ def test_max_size_below_min_size_is_refused():
 
     with pytest.raises(ConfigError, match="detect.max_size = 40 is below detect.min_size"):
         from_dict({"detect": {"max_size": 40}})
+
+
+def test_a_wall_clock_step_bends_no_duration(clips):
+    """A Pi has no battery clock: NTP steps its wall clock after boot. Camera frames carry
+    a monotonic time as well, and held labels and card fades follow that one."""
+    import dataclasses
+
+    import pygame
+
+    from fer_pi.board import Board, BoardStats
+    from fer_pi.config import from_dict
+    from fer_pi.labels import LABELS
+    from fer_pi.pipeline import build
+
+    def frames(path):
+        src = VideoFile(path)
+        src.open()
+        try:
+            while (f := src.read()) is not None:
+                yield f
+        finally:
+            src.close()
+
+    clip = list(frames(clips["moving"])) + list(frames(clips["empty"])) * 2  # 60 + 40 frames
+    pipeline, board = build(from_dict({})), Board(LABELS)
+    surface = pygame.Surface((800, 480))
+    wall0, step_fwd, step_back = 1.7e9, 86400.0, -7200.0
+    cards_after_faces = None
+    for i, f in enumerate(clip):
+        steady = i / 30
+        wall = wall0 + steady + (step_fwd if i >= 30 else 0) + (step_back if i >= 65 else 0)
+        r = pipeline.process(dataclasses.replace(f, index=i, timestamp=wall, monotonic=steady))
+        board.draw(surface, r, BoardStats())
+        assert r.frame.timestamp == wall  # the record keeps the wall clock
+        for face in r.faces:  # held for no longer than the run has lasted
+            assert 0 <= face.held_s <= steady + 1e-6
+        if i == 59:
+            assert r.faces and max(face.held_s for face in r.faces) > 1.0  # held across the step
+            cards_after_faces = len(board.cards)
+    assert cards_after_faces >= 1
+    assert board.cards == {}, "a card must fade 1 s after its face left, whatever the wall clock did"

@@ -112,7 +112,7 @@ class Board:
             self._draw_overlay(surface, lay, stats, len(result.faces) if result else 0)
 
     def _update_cards(self, result: FrameResult) -> None:
-        now = result.frame.timestamp
+        now = result.frame.steady_t
         untracked = any(f.track_id is None for f in result.faces)
         if untracked:  # no tracking: cards follow the frame's faces, nothing to keep
             self.cards = {}
@@ -173,7 +173,7 @@ class Board:
             msg = self.font(u).render("no faces in view", True, DIM)
             surface.blit(msg, (panel.x + u // 2, y))
             return
-        now = result.frame.timestamp if result else 0.0
+        now = result.frame.steady_t if result else 0.0
         bar_h = max(4, u // 2)
         card_h = int(u * 2.9) + len(self.labels) * (bar_h + 3) + u // 3
         n_slots = max(c.slot for c in self.cards.values()) + 1

@@ -66,7 +66,7 @@ class OpenCVCamera:
         ok, image = self.cap.read()
         if not ok or image is None:
             raise SourceError(f"{self.name}: no frame (unplugged?)")
-        frame = Frame(self.count, time.time(), image, self.name)
+        frame = Frame(self.count, time.time(), image, self.name, monotonic=time.monotonic())
         self.count += 1
         return frame
 
@@ -132,7 +132,7 @@ class PiCamera:
         except Exception as exc:
             raise SourceError(f"picam: capture failed: {exc}") from None
         frame = Frame(self.count, time.time(), np.ascontiguousarray(main[:, :, :3]), self.name,
-                      small)
+                      small, monotonic=time.monotonic())
         self.count += 1
         return frame
 

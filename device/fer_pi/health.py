@@ -34,7 +34,7 @@ class HealthState:
     camera_reconnects: int = 0
     corrupt_frames: int = 0
     model: str = ""
-    started: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)  # uptime must not step with NTP
     fps: float = 0.0
     faces: int = 0
     frames: int = 0
@@ -86,7 +86,7 @@ def snapshot(state: HealthState, fps: float, faces: int, frames: int,
     th = state.thermal()
     return {
         "time": round(time.time(), 3),
-        "uptime_s": round(time.time() - state.started, 1),
+        "uptime_s": round(time.monotonic() - state.started, 1),
         "fps": round(fps, 2),
         "faces": faces,
         "frames": frames,

@@ -65,7 +65,7 @@ class Pipeline:
         faces = []
         for box, pred, tid in zip(boxes, preds, ids, strict=True):
             if self.smoother is not None and tid is not None:
-                sm = self.smoother.update(tid, pred.probs, frame.timestamp)
+                sm = self.smoother.update(tid, pred.probs, frame.steady_t)
                 faces.append(Face(box, pred, tid, sm.probs, sm.shown, sm.held_s))
             else:
                 faces.append(Face(box, pred, tid))

@@ -18,6 +18,15 @@ class Frame:
     # a smaller grayscale copy made by the camera itself (the Pi camera's lores Y plane):
     # detection runs on it and skips its own conversion and downscaling
     detect_gray: np.ndarray | None = field(default=None, repr=False)
+    # cameras: time.monotonic() at capture. A Pi has no battery clock, so its wall clock
+    # steps when NTP first syncs after boot (hours or days); how long a label was held
+    # and when a card fades must not step with it. None for files (position is steady).
+    monotonic: float | None = None
+
+    @property
+    def steady_t(self) -> float:
+        """Seconds on a clock that never steps: for durations, never for the record."""
+        return self.timestamp if self.monotonic is None else self.monotonic
 
 
 @dataclass(frozen=True)
