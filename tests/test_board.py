@@ -78,7 +78,7 @@ def test_many_faces_fit_the_small_screen(face):
 
 
 def test_display_keys(face, monkeypatch):
-    """Keys as pygame events: d toggles the overlay, f fullscreen, q quits."""
+    """Keys as pygame events: d toggles the overlay, m the mirror, q quits."""
     from fer_pi.display import PygameDisplay
     from fer_pi.pipeline import RunStats
 
@@ -89,7 +89,32 @@ def test_display_keys(face, monkeypatch):
         assert d.show(_result(face), stats)
         pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_d))
         assert d.show(_result(face), stats) and d.overlay is False
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_m))
+        assert d.show(_result(face), stats) and d.board.mirror is True
         pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q))
         assert d.show(_result(face), stats) is False
     finally:
         d.close()
+
+
+def test_mirror_flips_the_picture_boxes_and_thumbnails_not_the_result(face):
+    """One face left of centre: mirrored, its box is drawn as far right of the picture's
+    centre, its thumbnail is the flipped one, and the FrameResult is unchanged."""
+    result = _result(face, n_faces=1)
+    box_before = result.faces[0].box
+    pic = layout((800, 480)).picture
+    colour = colour_for(result.faces[0].shown_label)
+    centre, thumb = {}, {}
+    for mirror in (False, True):
+        board = Board(LABELS, mirror=mirror)
+        surface = pygame.Surface((800, 480))
+        board.draw(surface, result, BoardStats(), overlay=False)
+        hit = np.all(np.abs(frame_to_array(surface)[:, : pic.w].astype(int) - colour) <= 8, axis=2)
+        per_row = hit.sum(1)
+        sides = (per_row > 0) & (per_row <= 12)  # rows crossing only the box's two sides
+        centre[mirror] = np.nonzero(hit[sides])[1].mean()
+        thumb[mirror] = next(iter(board.cards.values())).thumb
+    assert centre[False] < pic.w / 2 < centre[True]
+    assert abs(centre[False] + centre[True] - pic.w) <= 3  # symmetric about the centre line
+    assert np.array_equal(thumb[True], thumb[False][:, ::-1])
+    assert result.faces[0].box == box_before

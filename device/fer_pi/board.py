@@ -84,10 +84,12 @@ class Board:
     a face that leaves fades out over ``fade_s`` seconds of frame time.
     """
 
-    def __init__(self, labels: tuple[str, ...], max_cards: int = 8, fade_s: float = 1.0):
+    def __init__(self, labels: tuple[str, ...], max_cards: int = 8, fade_s: float = 1.0,
+                 mirror: bool = False):
         if not pygame.font.get_init():
             pygame.font.init()
         self.labels = labels
+        self.mirror = mirror  # drawing only: boxes and records stay in camera coordinates
         self.max_cards = max_cards
         self.fade_s = fade_s
         self.cards: dict[int, _Card] = {}
@@ -120,6 +122,8 @@ class Board:
             key = face.track_id if face.track_id is not None else -1 - i
             card = self.cards.get(key)
             thumb = _thumbnail(result.frame.image, face)
+            if self.mirror:
+                thumb = np.ascontiguousarray(thumb[:, ::-1])
             if card is None:
                 used = {c.slot for c in self.cards.values()}
                 slot = next(s for s in range(len(used) + 1) if s not in used)
@@ -142,14 +146,18 @@ class Board:
         ox, oy = box.x + (box.w - tw) // 2, box.y + (box.h - th) // 2
         rgb = cv2.cvtColor(cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR),
                            cv2.COLOR_BGR2RGB)
+        if self.mirror:
+            rgb = cv2.flip(rgb, 1)
         surface.blit(pygame.image.frombuffer(rgb.tobytes(), (tw, th), "RGB"), (ox, oy))
         thick = max(2, lay.unit // 8)
         font = self.font(int(lay.unit * 1.1))
         for face in result.faces:
             label = face.shown_label
             colour = colour_for(label)
-            r = pygame.Rect(ox + int(face.box.x * scale), oy + int(face.box.y * scale),
-                            max(1, int(face.box.w * scale)), max(1, int(face.box.h * scale)))
+            bw = max(1, int(face.box.w * scale))
+            bx = tw - int(face.box.x * scale) - bw if self.mirror else int(face.box.x * scale)
+            r = pygame.Rect(ox + bx, oy + int(face.box.y * scale), bw,
+                            max(1, int(face.box.h * scale)))
             pygame.draw.rect(surface, colour, r, thick, border_radius=thick * 2)
             tag = f"{label} {_confidence(face):.0%}" if label != "uncertain" else label
             if face.track_id is not None:

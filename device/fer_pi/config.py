@@ -81,6 +81,9 @@ class BoardConfig:
     overlay: bool = setting(True, "show the FPS/latency overlay (key d toggles)",
                             flag="--no-overlay", flag_value=False)
     max_fps: int = setting(60, "cap on board redraws per second", 1, 240)
+    mirror: bool = setting(False, "show the picture mirrored, as people in front of the screen "
+                           "expect (key m toggles); results keep camera coordinates",
+                           flag="--mirror", flag_value=True)
 
 
 @dataclass(frozen=True)

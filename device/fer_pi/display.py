@@ -27,12 +27,12 @@ def has_display() -> bool:
 
 
 class PygameDisplay:
-    """Esc or q quits, f toggles fullscreen, d toggles the overlay."""
+    """Esc or q quits, f toggles fullscreen, d toggles the overlay, m mirrors the picture."""
 
     def __init__(self, labels: tuple[str, ...], fullscreen: bool = True,
                  window_size: tuple[int, int] = (1280, 720), overlay: bool = True,
-                 max_cards: int = 8, max_fps: int = 60):
-        self.board = Board(labels, max_cards)
+                 max_cards: int = 8, max_fps: int = 60, mirror: bool = False):
+        self.board = Board(labels, max_cards, mirror=mirror)
         self.fullscreen, self.window_size, self.overlay = fullscreen, window_size, overlay
         self.max_fps = max_fps
         self.surface: pygame.Surface | None = None
@@ -70,6 +70,8 @@ class PygameDisplay:
                     pygame.mouse.set_visible(not self.fullscreen)
                 if event.key == pygame.K_d:
                     self.overlay = not self.overlay
+                if event.key == pygame.K_m:
+                    self.board.mirror = not self.board.mirror
         return True
 
     def show(self, result: FrameResult | None, stats: RunStats) -> bool:
