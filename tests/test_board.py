@@ -118,3 +118,73 @@ def test_mirror_flips_the_picture_boxes_and_thumbnails_not_the_result(face):
     assert abs(centre[False] + centre[True] - pic.w) <= 3  # symmetric about the centre line
     assert np.array_equal(thumb[True], thumb[False][:, ::-1])
     assert result.faces[0].box == box_before
+
+
+def _picture_geometry(size, frame_shape):
+    """Where the board puts the camera picture: fitted to the picture area and centred."""
+    pic = layout(size).picture
+    ih, iw = frame_shape[:2]
+    scale = min(pic.w / iw, pic.h / ih)
+    tw, th = int(iw * scale), int(ih * scale)
+    return scale, pic.x + (pic.w - tw) // 2, pic.y + (pic.h - th) // 2, tw, th
+
+
+def test_privacy_pixelates_faces_or_drops_the_picture(face):
+    result = _result(face, n_faces=2)
+    size = (800, 480)
+    scale, ox, oy, tw, th = _picture_geometry(size, result.frame.image.shape)
+    drawn, boards = {}, {}
+    for privacy in ("off", "pixelate", "no_picture"):
+        board = Board(LABELS, privacy=privacy)
+        surface = pygame.Surface(size)
+        board.draw(surface, result, BoardStats(), overlay=False)
+        drawn[privacy] = frame_to_array(surface)[oy:oy + th, ox:ox + tw].astype(int)
+        boards[privacy] = board
+    inside = np.zeros((th, tw), bool)
+    for f in result.faces:  # the inner half of each face box, clear of box lines and tags
+        b = f.box
+        inside[int((b.y + b.h / 4) * scale):int((b.y + 3 * b.h / 4) * scale),
+               int((b.x + b.w / 4) * scale):int((b.x + 3 * b.w / 4) * scale)] = True
+
+    def colours(arr, mask):
+        return len({tuple(p) for p in arr[mask]})
+
+    assert colours(drawn["off"], inside) > 1000  # a photo
+    assert colours(drawn["pixelate"], inside) <= 2 * 6 * 6  # flat blocks, two faces
+    changed = np.any(drawn["off"] != drawn["pixelate"], axis=2)
+    assert changed[inside].mean() > 0.9
+    far = np.ones_like(inside)  # away from the faces (each box grown by a face width)
+    for f in result.faces:
+        b = f.box
+        far[max(0, int((b.y - b.h) * scale)):int((b.y + 2 * b.h) * scale),
+            max(0, int((b.x - b.w) * scale)):int((b.x + 2 * b.w) * scale)] = False
+    assert far.any() and not changed[far].any()
+    # no picture: the photo's pixels are nowhere, and the cards keep no face
+    assert colours(drawn["no_picture"], np.ones_like(inside)) < 400
+    assert all(c.thumb is None for c in boards["no_picture"].cards.values())
+    assert all(len({tuple(p) for p in c.thumb.reshape(-1, 3)}) <= 36
+               for c in boards["pixelate"].cards.values())
+
+
+def test_bad_privacy_is_refused():
+    with pytest.raises(ValueError, match="privacy"):
+        Board(LABELS, privacy="blur")
+
+
+def test_saved_frames_follow_privacy(clips, tmp_path):
+    """fer-pi --save-frames with --privacy no_picture writes no camera pixel to disk."""
+    from conftest import run_cli
+
+    counts = {}
+    for privacy in ("off", "no_picture"):
+        folder = tmp_path / privacy
+        proc = run_cli("--video", str(clips["two"]), "--headless", "--max-frames", "2",
+                       "--save-frames", str(folder), "--privacy", privacy)
+        assert proc.returncode == 0, proc.stderr
+        saved = sorted(folder.glob("*.png"))
+        assert len(saved) == 2
+        arr = pygame.surfarray.array3d(pygame.image.load(str(saved[-1]))).swapaxes(0, 1)
+        pic = layout(arr.shape[1::-1]).picture
+        counts[privacy] = len(np.unique(arr[pic.y:pic.bottom, pic.x:pic.right].reshape(-1, 3),
+                                        axis=0))
+    assert counts["off"] > 5000 and counts["no_picture"] < 400, counts

@@ -72,7 +72,7 @@ class _Card:
     """A face's card: it keeps its slot while the face stays in view, then fades out."""
 
     face: Face
-    thumb: np.ndarray  # RGB, square
+    thumb: np.ndarray | None  # RGB, square; None with privacy no_picture
     last_seen: float
     slot: int
 
@@ -85,11 +85,14 @@ class Board:
     """
 
     def __init__(self, labels: tuple[str, ...], max_cards: int = 8, fade_s: float = 1.0,
-                 mirror: bool = False):
+                 mirror: bool = False, privacy: str = "off"):
         if not pygame.font.get_init():
             pygame.font.init()
         self.labels = labels
         self.mirror = mirror  # drawing only: boxes and records stay in camera coordinates
+        if privacy not in ("off", "pixelate", "no_picture"):
+            raise ValueError(f"privacy must be off, pixelate or no_picture, not {privacy!r}")
+        self.privacy = privacy
         self.max_cards = max_cards
         self.fade_s = fade_s
         self.cards: dict[int, _Card] = {}
@@ -121,9 +124,13 @@ class Board:
         for i, face in enumerate(result.faces[: self.max_cards]):
             key = face.track_id if face.track_id is not None else -1 - i
             card = self.cards.get(key)
-            thumb = _thumbnail(result.frame.image, face)
-            if self.mirror:
-                thumb = np.ascontiguousarray(thumb[:, ::-1])
+            thumb = None  # no_picture: no face pixels are kept at all
+            if self.privacy != "no_picture":
+                thumb = _thumbnail(result.frame.image, face)
+                if self.privacy == "pixelate":
+                    thumb = pixelate(thumb)
+                if self.mirror:
+                    thumb = np.ascontiguousarray(thumb[:, ::-1])
             if card is None:
                 used = {c.slot for c in self.cards.values()}
                 slot = next(s for s in range(len(used) + 1) if s not in used)
@@ -144,11 +151,22 @@ class Board:
         scale = min(box.w / iw, box.h / ih)
         tw, th = max(1, int(iw * scale)), max(1, int(ih * scale))
         ox, oy = box.x + (box.w - tw) // 2, box.y + (box.h - th) // 2
-        rgb = cv2.cvtColor(cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR),
-                           cv2.COLOR_BGR2RGB)
-        if self.mirror:
-            rgb = cv2.flip(rgb, 1)
-        surface.blit(pygame.image.frombuffer(rgb.tobytes(), (tw, th), "RGB"), (ox, oy))
+        if self.privacy == "no_picture":
+            pygame.draw.rect(surface, PANEL, pygame.Rect(ox, oy, tw, th))
+        else:
+            rgb = cv2.cvtColor(cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR),
+                               cv2.COLOR_BGR2RGB)
+            if self.privacy == "pixelate":
+                for face in result.faces:  # the box and a margin: hair and ears too
+                    b, m = face.box, 0.15 * face.box.w
+                    x0, y0 = max(0, int((b.x - m) * scale)), max(0, int((b.y - m) * scale))
+                    x1 = min(tw, int((b.x + b.w + m) * scale) + 1)
+                    y1 = min(th, int((b.y + b.h + m) * scale) + 1)
+                    if x1 > x0 and y1 > y0:
+                        rgb[y0:y1, x0:x1] = pixelate(rgb[y0:y1, x0:x1])
+            if self.mirror:
+                rgb = cv2.flip(rgb, 1)
+            surface.blit(pygame.image.frombuffer(rgb.tobytes(), (tw, th), "RGB"), (ox, oy))
         thick = max(2, lay.unit // 8)
         font = self.font(int(lay.unit * 1.1))
         for face in result.faces:
@@ -237,9 +255,13 @@ class Board:
         pygame.draw.rect(surface, colour, pygame.Rect(rect.x, rect.y, u // 4, rect.h),
                          border_radius=u // 6)
         side = int(u * 2.5)
-        thumb = cv2.resize(card.thumb, (side, side), interpolation=cv2.INTER_AREA)
-        surface.blit(pygame.image.frombuffer(thumb.tobytes(), (side, side), "RGB"),
-                     (rect.x + u // 2, rect.y + u // 4))
+        if card.thumb is None:  # privacy no_picture: the emotion's colour instead of the face
+            pygame.draw.rect(surface, colour, pygame.Rect(rect.x + u // 2, rect.y + u // 4,
+                                                          side, side), border_radius=u // 2)
+        else:
+            thumb = cv2.resize(card.thumb, (side, side), interpolation=cv2.INTER_AREA)
+            surface.blit(pygame.image.frombuffer(thumb.tobytes(), (side, side), "RGB"),
+                         (rect.x + u // 2, rect.y + u // 4))
         tx = rect.x + u // 2 + side + u // 2
         head = f"#{face.track_id} {label}" if face.track_id is not None else label
         surface.blit(self.font(int(u * 1.2)).render(head, True, colour), (tx, rect.y + u // 4))
@@ -293,6 +315,13 @@ class Board:
         r = text.get_rect(center=lay.picture.center).inflate(lay.unit * 2, lay.unit)
         pygame.draw.rect(surface, (170, 40, 40), r, border_radius=lay.unit // 2)
         surface.blit(text, text.get_rect(center=r.center))
+
+
+def pixelate(rgb: np.ndarray, blocks: int = 6) -> np.ndarray:
+    """A face as ``blocks``×``blocks`` flat squares: its place and tone stay, who it is goes."""
+    h, w = rgb.shape[:2]
+    small = cv2.resize(rgb, (min(blocks, w), min(blocks, h)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def _confidence(face: Face) -> float:

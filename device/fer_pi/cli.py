@@ -221,7 +221,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         b = cfg.board
         display = PygameDisplay(classifier.info.labels, b.fullscreen,
                                 (b.window_width, b.window_height), b.overlay,
-                                cfg.detect.max_faces, b.max_fps, b.mirror)
+                                cfg.detect.max_faces, b.max_fps, b.mirror, b.privacy)
         try:
             display.open()
         except DisplayError as exc:
@@ -229,7 +229,8 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             print(f"fer-pi: display error: {exc}", file=sys.stderr)
             return EXIT_DISPLAY
     if cfg.output.save_frames:
-        sinks.append(_frame_saver(Path(cfg.output.save_frames), classifier.info.labels))
+        sinks.append(_frame_saver(Path(cfg.output.save_frames), classifier.info.labels,
+                                   cfg.board.privacy))
     if demo and cfg.output.headless:
         sinks.append(_demo_printer())
 
@@ -274,8 +275,9 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     return EXIT_OK
 
 
-def _frame_saver(folder: Path, labels: tuple[str, ...]):
-    """Annotated PNGs, drawn by the same board code, off-screen."""
+def _frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off"):
+    """Annotated PNGs, drawn by the same board code, off-screen, with the board's privacy
+    (never its mirror: a record keeps camera coordinates)."""
     import pygame
 
     from fer_pi.board import Board, BoardStats
@@ -284,7 +286,7 @@ def _frame_saver(folder: Path, labels: tuple[str, ...]):
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {folder}: {exc.strerror}") from None
-    board = Board(labels)
+    board = Board(labels, privacy=privacy)
     surface = pygame.Surface((1280, 720))
 
     def save(result) -> None:

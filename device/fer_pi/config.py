@@ -26,6 +26,9 @@ def setting(default: Any, help: str, lo: float | None = None, hi: float | None =
     return field(default=default, metadata=meta)
 
 
+PRIVACY = ("off", "pixelate", "no_picture")
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     camera: str = setting("", "camera: a V4L2/USB index (0, 1, ...) or 'picam' for the Pi "
@@ -84,6 +87,10 @@ class BoardConfig:
     mirror: bool = setting(False, "show the picture mirrored, as people in front of the screen "
                            "expect (key m toggles); results keep camera coordinates",
                            flag="--mirror", flag_value=True)
+    privacy: str = setting("off", "faces on the board: 'off' as the camera sees them, "
+                           "'pixelate' each face in the picture and on its card, 'no_picture' "
+                           "no camera picture at all (boxes and labels on a plain background)",
+                           choices=PRIVACY, flag="--privacy")
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,9 @@ class PygameDisplay:
 
     def __init__(self, labels: tuple[str, ...], fullscreen: bool = True,
                  window_size: tuple[int, int] = (1280, 720), overlay: bool = True,
-                 max_cards: int = 8, max_fps: int = 60, mirror: bool = False):
-        self.board = Board(labels, max_cards, mirror=mirror)
+                 max_cards: int = 8, max_fps: int = 60, mirror: bool = False,
+                 privacy: str = "off"):
+        self.board = Board(labels, max_cards, mirror=mirror, privacy=privacy)
         self.fullscreen, self.window_size, self.overlay = fullscreen, window_size, overlay
         self.max_fps = max_fps
         self.surface: pygame.Surface | None = None
