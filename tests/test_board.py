@@ -6,7 +6,7 @@ import numpy as np
 import pygame
 import pytest
 
-from fer_pi.board import BACKGROUND, PANEL, Board, BoardStats, colour_for, frame_to_array, layout
+from fer_pi.board import BACKGROUND, PANEL, TEXT, Board, BoardStats, colour_for, frame_to_array, layout
 from fer_pi.labels import LABELS
 from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
 from fer_pi.synth import Placement, compose
@@ -188,3 +188,41 @@ def test_saved_frames_follow_privacy(clips, tmp_path):
         counts[privacy] = len(np.unique(arr[pic.y:pic.bottom, pic.x:pic.right].reshape(-1, 3),
                                         axis=0))
     assert counts["off"] > 5000 and counts["no_picture"] < 400, counts
+
+
+def test_portrait_screen_puts_the_panel_below_the_picture(face):
+    size = (720, 1280)  # the Pi Touch Display 2 as the console sees it
+    surface = pygame.Surface(size)
+    Board(LABELS).draw(surface, _result(face), BoardStats())
+    arr, lay = frame_to_array(surface), layout(size)
+    assert lay.picture.w == lay.panel.w == 720 and lay.panel.y == lay.picture.bottom
+    picture, panel = arr[: lay.panel.y], arr[lay.panel.y:]
+    happy, surprise = colour_for("happy"), colour_for("surprise")
+    assert _count(picture, happy) > 50 and _count(picture, surprise) > 50  # boxes
+    assert _count(panel, happy) > 200 and _count(panel, surprise) > 200  # full cards with bars
+    assert _count(panel, PANEL) > 0.2 * panel.shape[0] * panel.shape[1]
+    # the title is at the top of the panel, not over the top of the picture
+    title_rows = slice(lay.panel.y, lay.panel.y + 2 * lay.unit)
+    assert _count(arr[title_rows, : 4 * lay.unit], TEXT, tol=0) > 20
+    assert _count(arr[: 2 * lay.unit, : 4 * lay.unit], TEXT, tol=0) < 5
+
+
+@pytest.mark.parametrize("rotate, k", [(90, -1), (180, 2), (270, 1)])
+def test_rotate_turns_the_whole_board_clockwise(face, rotate, k):
+    """The display draws the board upright on a canvas and turns it: the screen holds
+    exactly the upright board turned by `rotate` degrees clockwise."""
+    from fer_pi.display import PygameDisplay
+    from fer_pi.pipeline import RunStats
+
+    screen = (800, 480)
+    d = PygameDisplay(LABELS, fullscreen=False, window_size=screen, overlay=False, rotate=rotate)
+    d.open()
+    try:
+        assert d.show(_result(face), RunStats())
+        shown = frame_to_array(d.surface)
+    finally:
+        d.close()
+    upright_size = screen[::-1] if rotate in (90, 270) else screen
+    upright = pygame.Surface(upright_size)
+    Board(LABELS).draw(upright, _result(face), BoardStats(), overlay=False)
+    assert np.array_equal(shown, np.rot90(frame_to_array(upright), k=k))

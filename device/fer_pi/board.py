@@ -60,7 +60,10 @@ class Layout:
 
 def layout(size: tuple[int, int]) -> Layout:
     w, h = size
-    unit = max(15, h // 28)
+    unit = max(15, min(w, h) // 28)
+    if h > w:  # portrait (a screen on its side, the Pi Touch Display 2): panel below
+        pic_h = min(h // 2, w * 3 // 4)
+        return Layout(pygame.Rect(0, 0, w, pic_h), pygame.Rect(0, pic_h, w, h - pic_h), unit)
     panel_w = max(240, min(w // 3, 40 * unit))
     if w < 2 * panel_w:  # narrow screens: the picture keeps at least half
         panel_w = w // 2
@@ -192,8 +195,8 @@ class Board:
         pygame.draw.rect(surface, PANEL, panel)
         u = lay.unit
         title = self.font(int(u * 1.4)).render("fer-pi", True, TEXT)
-        surface.blit(title, (panel.x + u // 2, u // 2))
-        y = u // 2 + title.get_height() + u // 4
+        surface.blit(title, (panel.x + u // 2, panel.y + u // 2))
+        y = panel.y + u // 2 + title.get_height() + u // 4
         y = self._draw_summary(surface, lay, result.faces if result else (), y) + u // 3
         if not self.cards:
             msg = self.font(u).render("no faces in view", True, DIM)
@@ -204,9 +207,9 @@ class Board:
         card_h = int(u * 2.9) + len(self.labels) * (bar_h + 3) + u // 3
         n_slots = max(c.slot for c in self.cards.values()) + 1
         cols = 1
-        while (card_h + u // 3) * -(-n_slots // cols) > panel.h - y and cols < 3:
+        while (card_h + u // 3) * -(-n_slots // cols) > panel.bottom - y and cols < 3:
             cols += 1  # many faces: more, narrower columns rather than cards off-screen
-        if (card_h + u // 3) * -(-n_slots // cols) > panel.h - y:
+        if (card_h + u // 3) * -(-n_slots // cols) > panel.bottom - y:
             self._compact_cards(surface, lay, y)
             return
         col_w = (panel.w - u // 2) // cols

@@ -221,7 +221,8 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         b = cfg.board
         display = PygameDisplay(classifier.info.labels, b.fullscreen,
                                 (b.window_width, b.window_height), b.overlay,
-                                cfg.detect.max_faces, b.max_fps, b.mirror, b.privacy)
+                                cfg.detect.max_faces, b.max_fps, b.mirror, b.privacy,
+                                b.rotate)
         try:
             display.open()
         except DisplayError as exc:

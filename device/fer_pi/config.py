@@ -87,6 +87,10 @@ class BoardConfig:
     mirror: bool = setting(False, "show the picture mirrored, as people in front of the screen "
                            "expect (key m toggles); results keep camera coordinates",
                            flag="--mirror", flag_value=True)
+    rotate: int = setting(0, "turn the board clockwise by this many degrees: for a screen "
+                          "mounted on its side, or the Pi Touch Display 2 (portrait on the "
+                          "console, where SDL ignores the kernel's rotate=)",
+                          choices=(0, 90, 180, 270), flag="--rotate")
     privacy: str = setting("off", "faces on the board: 'off' as the camera sees them, "
                            "'pixelate' each face in the picture and on its card, 'no_picture' "
                            "no camera picture at all (boxes and labels on a plain background)",
