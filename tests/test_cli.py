@@ -155,3 +155,22 @@ def test_list_models_names_every_shipped_model_and_the_default():
     assert [ln.split(":")[0].split(" ")[0] for ln in lines] == list(shipped_models())
     assert any(ln.startswith(f"{DEFAULT_MODEL} (default):") for ln in lines)
     assert all("PublicTest (validation)" in ln for ln in lines)
+
+
+def test_camera_rotate_turns_an_upside_down_clip_back(tmp_path, face):
+    """A clip from a camera mounted upside down: no face until --camera-rotate 180."""
+    import cv2
+    from conftest import TWO_FACES
+
+    from fer_pi.synth import compose, write_clip
+
+    clip = write_clip(tmp_path / "upside_down.avi",
+                      (cv2.rotate(compose(TWO_FACES, face=face), cv2.ROTATE_180) for _ in range(5)))
+    faces = {}
+    for rotate in ("0", "180"):
+        out = tmp_path / f"r{rotate}.jsonl"
+        proc = run_cli("--video", str(clip), "--headless", "--output", str(out),
+                       "--camera-rotate", rotate)
+        assert proc.returncode == 0, proc.stderr
+        faces[rotate] = [len(json.loads(x)["faces"]) for x in out.read_text().splitlines()]
+    assert faces == {"0": [0] * 5, "180": [2] * 5}

@@ -132,3 +132,34 @@ def test_bench_sizes_the_lores_stream_from_the_config(fake_picamera2, tmp_path):
     src = bench._open_source(args, load_file(cfg_file))
     assert src.lores_size == (320, 240)
     src.close()
+
+
+@pytest.mark.parametrize("degrees, undo", [(180, cv2.ROTATE_180),
+                                           (90, cv2.ROTATE_90_COUNTERCLOCKWISE),
+                                           (270, cv2.ROTATE_90_CLOCKWISE)])
+def test_a_camera_mounted_turned_finds_faces_once_rotate_turns_it_back(fake_picamera2, face,
+                                                                        degrees, undo):
+    """The stand-in camera delivers the picture as a camera mounted upside down or on its
+    side would; Haar finds nothing in it, and source.rotate turns picture and lores back."""
+    # the scene as it stands: landscape for a camera upside down, portrait for one on its side
+    w, h = (640, 480) if degrees == 180 else (480, 640)
+    upright = [compose([Placement(20 + 8 * i, 60, 400)], width=w, height=h, face=face)
+               for i in range(3)]
+    reference = HaarDetector()
+    fake_picamera2.frames = [np.ascontiguousarray(cv2.rotate(f, undo)) for f in upright]
+    raw = make_source("picam", width=640, height=480, detect_width=480)
+    raw.open()
+    assert all(not reference.detect(to_gray(raw.read().image)) for _ in range(3))
+    raw.close()
+    cam = make_source("picam", width=640, height=480, detect_width=480, rotate=degrees)
+    cam.open()
+    pipeline = build(Config())
+    for i in range(3):
+        frame = cam.read()
+        assert np.array_equal(frame.image, upright[i])
+        lores = (480, 360) if degrees == 180 else (360, 480)
+        assert frame.detect_gray.shape[::-1] == lores  # turned with the picture
+        result = pipeline.process(frame)
+        (want,) = reference.detect(to_gray(upright[i]))
+        assert len(result.faces) == 1 and result.faces[0].box.iou(want) > 0.6
+    cam.close()

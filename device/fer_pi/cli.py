@@ -198,11 +198,12 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         status_server.start()
     s = cfg.source
     dw = cfg.detect.detect_width
-    source = make_source(s.camera, s.video, s.images, s.loop, s.width, s.height, s.fps, dw)
+    source = make_source(s.camera, s.video, s.images, s.loop, s.width, s.height, s.fps, dw,
+                         s.rotate)
     if s.camera:
         def reopen():
             return make_source(s.camera, width=s.width, height=s.height, fps=s.fps,
-                               detect_width=dw)
+                               detect_width=dw, rotate=s.rotate)
 
         source = ResilientSource(reopen, stop, s.reconnect_max_s, on_wait)
     source.open()

@@ -40,6 +40,10 @@ class SourceConfig:
     width: int = setting(640, "capture width in pixels", 64, 4096, flag="--width")
     height: int = setting(480, "capture height in pixels", 48, 4096, flag="--height")
     fps: int = setting(30, "requested camera frame rate", 1, 120, flag="--fps")
+    rotate: int = setting(0, "turn the camera's picture clockwise by this many degrees: for a "
+                          "camera mounted upside down (180) or on its side; faces must be "
+                          "upright to be found", choices=(0, 90, 180, 270),
+                          flag="--camera-rotate")
     reconnect_max_s: float = setting(10.0, "longest wait between attempts to reopen a lost "
                                      "camera, seconds (backoff starts at 0.5 s)", 0.5, 600.0)
 
