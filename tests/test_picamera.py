@@ -163,3 +163,54 @@ def test_a_camera_mounted_turned_finds_faces_once_rotate_turns_it_back(fake_pica
         (want,) = reference.detect(to_gray(upright[i]))
         assert len(result.faces) == 1 and result.faces[0].box.iou(want) > 0.6
     cam.close()
+
+
+def _sysfs(root, nodes):
+    for n, (name, index) in nodes.items():
+        d = root / f"video{n}"
+        d.mkdir(parents=True)
+        (d / "name").write_text(name + "\n")
+        (d / "index").write_text(f"{index}\n")
+    return root
+
+
+PI4_WITH_WEBCAMS = {  # what a Pi 4 with a Pi camera and two USB webcams shows in sysfs
+    0: ("HD Pro Webcam C920", 0), 1: ("HD Pro Webcam C920", 1),  # picture, metadata
+    2: ("USB2.0 PC CAMERA", 0), 3: ("USB2.0 PC CAMERA", 1),
+    10: ("bcm2835-codec-decode", 0), 11: ("bcm2835-codec-encode", 0),
+    12: ("bcm2835-codec-isp", 0), 13: ("bcm2835-isp-output0", 0), 19: ("rpivid", 0),
+    20: ("unicam-image", 0), 21: ("unicam-embedded", 0),
+    22: ("rp1-cfe-csi2_ch0", 0), 23: ("pispbe-input", 0), 24: ("rpi-hevc-dec", 0),
+}
+
+
+def test_list_cameras_names_the_flag_for_each_real_camera(fake_picamera2, tmp_path,
+                                                          monkeypatch):
+    from fer_pi.camera_list import describe, v4l2_cameras
+
+    monkeypatch.setattr(fake_picamera2, "global_camera_info", staticmethod(
+        lambda: [{"Model": "imx708", "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a", "Num": 0}]),
+        raising=False)
+    sysfs = _sysfs(tmp_path / "v4l", PI4_WITH_WEBCAMS)
+    assert [(c.flag, c.name) for c in v4l2_cameras(sysfs)] == [
+        ("0", "HD Pro Webcam C920"), ("2", "USB2.0 PC CAMERA")]
+    lines, found = describe(sysfs)
+    assert found and lines[0].startswith("--camera picam") and "imx708" in lines[0]
+    assert [x.split()[1] for x in lines] == ["picam", "0", "2"]
+
+
+def test_list_cameras_says_when_there_is_none(monkeypatch, tmp_path):
+    from fer_pi.camera_list import describe
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # not installed
+    lines, found = describe(_sysfs(tmp_path / "v4l", {10: ("bcm2835-codec-decode", 0)}))
+    assert not found
+    assert lines[0].startswith("no camera found") and "python3-picamera2" in lines[1]
+
+
+def test_list_cameras_exit_code_follows_what_it_found():
+    from conftest import run_cli
+
+    proc = run_cli("--list-cameras")
+    assert proc.returncode == (3 if "no camera found" in proc.stdout else 0), proc.stdout
+    assert proc.stdout.strip()

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "model, print OK and exit")
     p.add_argument("--list-models", action="store_true", help="list the shipped models "
                    "(name for --model, size, PublicTest accuracy) and exit")
+    p.add_argument("--list-cameras", action="store_true", help="list the cameras and the "
+                   "--camera value that opens each, and exit (3 when there is none)")
     p.add_argument("--demo", action="store_true", help="run on a generated clip (needs "
                    "scikit-image): in a window when a display exists, headless otherwise")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -106,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n".join(describe_shipped()))
         return EXIT_OK
+    if args.list_cameras:
+        from fer_pi.camera_list import describe
+
+        lines, found = describe()
+        print("\n".join(lines))
+        return EXIT_OK if found else EXIT_SOURCE
     try:
         cfg = resolve_config(args)
         if args.demo:
