@@ -214,3 +214,18 @@ def test_list_cameras_exit_code_follows_what_it_found():
     proc = run_cli("--list-cameras")
     assert proc.returncode == (3 if "no camera found" in proc.stdout else 0), proc.stdout
     assert proc.stdout.strip()
+
+
+def test_bench_turns_the_camera_as_the_config_says(fake_picamera2, face, tmp_path):
+    from fer_pi import bench
+    from fer_pi.config import load_file
+
+    fake_picamera2.frames = [cv2.rotate(compose([Placement(120, 40, 400)], face=face),
+                                        cv2.ROTATE_180)]
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text("[source]\nrotate = 180\n")
+    args = bench.parse_args(["--camera", "picam", "--config", str(cfg_file)])
+    src = bench._open_source(args, load_file(cfg_file))
+    frame = src.read()
+    assert len(HaarDetector().detect(to_gray(frame.image))) == 1
+    src.close()

@@ -140,9 +140,10 @@ def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> P
 def _open_source(args, cfg: Config):
     from fer_pi.camera import open_source
 
-    if args.camera:  # the Pi camera sizes its detection stream from detect_width
+    if args.camera:  # the config's detect_width sizes the Pi camera's detection stream, and
+        # its source.rotate turns a camera mounted upside down, as on the appliance
         return open_source(camera=args.camera, width=args.width, height=args.height,
-                           detect_width=cfg.detect.detect_width)
+                           detect_width=cfg.detect.detect_width, rotate=cfg.source.rotate)
     video = args.video or str(generated_clip(args.faces, args.width, args.height))
     return open_source(video=video, loop=True)
 

@@ -291,9 +291,9 @@ class Turned:
 
 def open_source(camera: str = "", video: str = "", images: str = "", loop: bool = False,
                 width: int = 640, height: int = 480, fps: int = 30,
-                detect_width: int = 480) -> FrameSource:
+                detect_width: int = 480, rotate: int = 0) -> FrameSource:
     """The source the settings name, opened; logs which one it picked."""
-    src = make_source(camera, video, images, loop, width, height, fps, detect_width)
+    src = make_source(camera, video, images, loop, width, height, fps, detect_width, rotate)
     src.open()
     log.info("source: %s", src.name)
     return src
