@@ -162,7 +162,9 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
               "--images DIR or --demo", file=sys.stderr)
         return EXIT_CONFIG
 
-    writer = ResultWriter(cfg.output.path, classifier.info.labels) if cfg.output.path else None
+    o = cfg.output
+    writer = (ResultWriter(o.path, classifier.info.labels, o.interval_s, o.append)
+              if o.path else None)
     sinks = [writer.write] if writer else []
     stop = threading.Event()
     notifier = Notifier()

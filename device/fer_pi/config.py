@@ -105,7 +105,13 @@ class BoardConfig:
 class OutputConfig:
     headless: bool = setting(False, "no screen: run the pipeline and write results only",
                              flag="--headless", flag_value=True)
-    path: str = setting("", "per-frame, per-face results: .jsonl or .csv", flag="--output")
+    path: str = setting("", "per-frame, per-face results: .jsonl or .csv; strftime fields "
+                        "(results-%Y-%m-%d.jsonl) start a new file each day", flag="--output")
+    interval_s: float = setting(0.0, "write one frame's record per this many seconds (0: "
+                                "every frame; 1 makes a day of one face about 35 MB of JSONL)",
+                                0.0, 3600.0, flag="--output-interval")
+    append: bool = setting(False, "append to an existing results file instead of replacing "
+                           "it (always so for a path with strftime fields)")
     max_frames: int = setting(0, "stop after this many frames (0: run until the source ends)",
                               0, 10**9, flag="--max-frames")
     save_frames: str = setting("", "also write each annotated frame as PNG into this folder",

@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -56,25 +58,81 @@ class ResultWriter:
     Each frame's lines are written and flushed at once; if the disk fills or the
     file becomes unwritable, the partial frame is cut off again (so the file stays
     valid to its last line), the error is logged, and the pipeline and board go on.
+
+    For an appliance that runs for months: ``interval_s`` keeps one frame's record per
+    interval instead of every frame (a face at 30 FPS is about 1 GB of JSONL a day), and
+    a path with strftime fields (``results-%Y-%m-%d.jsonl``) starts a new file when the
+    formatted name changes. Such a path, or ``append``, appends to an existing file
+    instead of replacing it, so a restart loses nothing; a torn last line left by a
+    crash is cut off first, so the file stays valid line by line.
     """
 
-    def __init__(self, path: str | Path, labels: tuple[str, ...]):
-        self.path = Path(path)
-        self.labels = labels
-        self.kind = self.path.suffix.lower().lstrip(".")
+    def __init__(self, path: str | Path, labels: tuple[str, ...], interval_s: float = 0.0,
+                 append: bool = False, clock: Callable[[], float] = time.time):
+        self.pattern = str(path)
+        self.labels, self.interval_s, self.clock = labels, interval_s, clock
+        self.rolling = "%" in self.pattern
+        self.append = append or self.rolling
+        self.kind = Path(self.pattern).suffix.lower().lstrip(".")
         if self.kind not in ("jsonl", "csv"):
-            raise OutputError(f"output must end in .jsonl or .csv: {self.path}")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fh: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise OutputError(f"cannot write output {self.path}: {exc.strerror or exc}") from None
+            raise OutputError(f"output must end in .jsonl or .csv: {self.pattern}")
+        self.header = self._csv_text([["frame", "timestamp", "faces", "face", "track_id", "x",
+                                       "y", "w", "h", "label", "confidence", "shown",
+                                       *(f"p_{n}" for n in labels)]])
         self.rows = 0
         self.errors = 0
-        if self.kind == "csv":
-            self._append(self._csv_text([["frame", "timestamp", "faces", "face", "track_id", "x",
-                                          "y", "w", "h", "label", "confidence", "shown",
-                                          *(f"p_{n}" for n in labels)]]))
+        self.files = 0
+        self._last_t: float | None = None
+        self._checked_at = float("-inf")
+        self.fh: IO[bytes] | None = None
+        self.path = self._name()
+        self._open(self.path)  # at start an unwritable path is an error the user must see
+
+    def _name(self) -> Path:
+        if not self.rolling:
+            return Path(self.pattern)
+        return Path(time.strftime(self.pattern, time.localtime(self.clock())))
+
+    def _open(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "ab+" if self.append else "wb+")  # noqa: SIM115 - closed in close()
+            size = fh.seek(0, 2)
+            if size:
+                _cut_torn_tail(fh, size)
+            if self.kind == "csv" and size:
+                fh.seek(0)
+                first = fh.readline().decode("utf-8", "replace")
+                fh.seek(0, 2)
+                if first != self.header:
+                    fh.close()
+                    raise OutputError(f"cannot append to {path}: its columns differ from "
+                                      "this model's")
+        except OSError as exc:
+            raise OutputError(f"cannot write output {path}: {exc.strerror or exc}") from None
+        self.fh, self.path = fh, path
+        self.files += 1
+        if self.kind == "csv" and not fh.tell():
+            self._append(self.header)
+
+    def _roll(self) -> None:
+        """A new file when the formatted name changes (or the last one could not be
+        opened); checked at most once a second."""
+        now = self.clock()
+        if abs(now - self._checked_at) < 1.0:
+            return
+        self._checked_at = now
+        name = self._name()
+        if name == self.path and self.fh is not None:
+            return
+        self.close()
+        self.fh = None
+        try:
+            self._open(name)
+        except OutputError as exc:
+            if self.errors == 0 or self.errors % 100 == 0:
+                log.error("%s; results are not written until it can be opened (retried "
+                          "every second)", exc)
 
     @staticmethod
     def _csv_text(rows: list[list]) -> str:
@@ -101,6 +159,16 @@ class ResultWriter:
             return False
 
     def write(self, result: FrameResult) -> None:
+        if self.interval_s:
+            t = result.frame.steady_t
+            if self._last_t is not None and 0 <= t - self._last_t < self.interval_s:
+                return
+            self._last_t = t
+        if self.rolling:
+            self._roll()
+        if self.fh is None:
+            self.errors += 1
+            return
         rec = frame_record(result)
         if self.kind == "jsonl":
             text = json.dumps(rec, separators=(",", ":")) + "\n"
@@ -117,8 +185,28 @@ class ResultWriter:
             self.rows += 1
 
     def close(self) -> None:
-        if not self.fh.closed:
+        if self.fh is not None and not self.fh.closed:
             try:
                 self.fh.close()
             except OSError as exc:
                 log.error("closing %s failed: %s", self.path, exc)
+
+
+def _cut_torn_tail(fh: IO[bytes], size: int) -> None:
+    """Cut a last line without its newline (a crash mid-write) back to the one before."""
+    fh.seek(max(0, size - 1))
+    if fh.read(1) == b"\n":
+        return
+    pos = size
+    while pos > 0:
+        step = min(pos, 65536)
+        fh.seek(pos - step)
+        chunk = fh.read(step)
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            pos = pos - step + nl + 1
+            break
+        pos -= step
+    fh.truncate(pos)
+    log.warning("cut a torn last line from %s (%d bytes)", getattr(fh, "name", "?"), size - pos)
+    fh.seek(0, 2)
