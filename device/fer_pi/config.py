@@ -343,7 +343,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             if not meta.get("flag"):
                 continue
             dest = f"{section}.{f.name}"
-            text = meta["help"]
+            text = meta["help"].replace("%", "%%")  # argparse formats help with %
             if meta.get("lo") is not None:
                 text += f" ({meta['lo']}..{meta['hi']})"
             if meta.get("flag_value") is not None:
