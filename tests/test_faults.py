@@ -95,9 +95,13 @@ def test_output_write_errors_do_not_stop_the_run(tmp_path, clips):
         pytest.skip("no /dev/full on this system")
     out = tmp_path / "r.jsonl"
     out.symlink_to("/dev/full")
-    proc = run_cli("--video", str(clips["two"]), "--headless", "--output", str(out))
+    health = tmp_path / "health.json"
+    proc = run_cli("--video", str(clips["two"]), "--headless", "--output", str(out),
+                   "--health-file", str(health))
     assert proc.returncode == 0, proc.stderr
     assert "cannot write" in proc.stderr and "the board goes on" in proc.stderr
+    assert json.loads(health.read_text())["output"] == {"path": str(out), "records": 0,
+                                                        "not_written": 10}
     assert "10 frames" in proc.stderr  # every frame was still processed
 
 

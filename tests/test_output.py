@@ -125,3 +125,23 @@ def test_cli_daily_file_at_an_interval(clips, tmp_path):
     assert written and {p.name for p in written} <= names
     ts = [r["timestamp"] for p in written for r in lines(p)]
     assert len(ts) == 4 and all(b - a >= 0.5 - 1e-6 for a, b in zip(ts, ts[1:], strict=False))
+
+
+def test_health_says_whether_the_record_is_kept(tmp_path):
+    from fer_pi.health import HealthState, prometheus
+
+    clock = Clock(1_000_000.0)
+    w = ResultWriter(tmp_path / "%S" / "r.jsonl", LABELS, clock=clock)
+    state = HealthState()
+    assert "output" not in prometheus(state.snapshot())  # no results file: no series
+    state.output = w.status
+    w.write(result(0))
+    (tmp_path / time.strftime("%S", time.localtime(clock.t + 2))).write_text("in the way")
+    clock.t += 2
+    w.write(result(1))
+    snap = state.snapshot()
+    assert snap["output"] == {"path": str(w.path), "records": 1, "not_written": 1}
+    text = prometheus(snap)
+    assert "fer_pi_output_records_total 1\n" in text
+    assert "fer_pi_output_not_written_total 1\n" in text
+    w.close()

@@ -169,6 +169,8 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     stop = threading.Event()
     notifier = Notifier()
     state = HealthState(model=classifier.info.name)
+    if writer is not None:
+        state.output = writer.status
     health = HealthWriter(cfg.health.state_file, cfg.health.metrics_file, cfg.health.interval_s,
                           state)
     publisher = None

@@ -42,6 +42,8 @@ class HealthState:
     room: dict = field(default_factory=dict)  # events.room_summary of the latest frame
     # while MQTT is enabled: the publisher's link() ({"connected", "dropped"}), read live
     mqtt: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
+    # while results are written: the writer's status() ({"path", "records", "not_written"})
+    output: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _thermal: dict | None = field(default=None, repr=False, compare=False)
     _thermal_at: float = field(default=0.0, repr=False, compare=False)
@@ -96,6 +98,7 @@ def snapshot(state: HealthState, fps: float, faces: int, frames: int,
         "model": state.model,
         "room": state.room,
         "mqtt": state.mqtt() if state.mqtt is not None else None,
+        "output": state.output() if state.output is not None else None,
         "temperature_c": th["temperature_c"],
         "throttled": th["throttled"],
     }
@@ -133,6 +136,12 @@ def prometheus(snap: dict) -> str:
                [("", int(snap["mqtt"]["connected"]))])
         metric("mqtt_dropped_total", "counter", "MQTT messages dropped: queue full while the "
                "broker was away", [("", snap["mqtt"]["dropped"])])
+    if snap.get("output") is not None:
+        metric("output_records_total", "counter", "Frame records written to the results file",
+               [("", snap["output"]["records"])])
+        metric("output_not_written_total", "counter", "Frame records lost: the results file "
+               "could not be written or opened (a full card?)",
+               [("", snap["output"]["not_written"])])
     if snap["temperature_c"] is not None:
         metric("temperature_celsius", "gauge", "SoC temperature", [("", snap["temperature_c"])])
     thr = _throttled_int(snap["throttled"])

@@ -184,6 +184,10 @@ class ResultWriter:
         if self._append(text):
             self.rows += 1
 
+    def status(self) -> dict:
+        """For health, /status and /metrics: is the record being kept?"""
+        return {"path": str(self.path), "records": self.rows, "not_written": self.errors}
+
     def close(self) -> None:
         if self.fh is not None and not self.fh.closed:
             try:
