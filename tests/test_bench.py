@@ -234,3 +234,14 @@ def test_an_interrupted_sweep_resumes_with_the_runs_it_finished(tmp_path):
 def test_resume_needs_an_output(tmp_path):
     proc = bench("--resume", tmp_path=tmp_path)
     assert proc.returncode == 2 and "--resume needs --output" in proc.stderr
+
+
+def test_a_turned_board_is_benchmarked_as_the_config_turns_it(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[board]\nrotate = 90\n")
+    proc = bench("--json", "--frames", "5", "--warmup", "0", "--screen", "480x800",
+                 "--config", str(cfg), tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    _check_report(rep, 1, ALL_STAGES)
+    assert rep["settings"]["rotate"] == 90 and rep["settings"]["screen"] == "480x800"

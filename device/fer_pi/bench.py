@@ -162,7 +162,7 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         from fer_pi.board import offscreen_show
 
-        show = offscreen_show(classifier.info.labels, _screen(args.screen))
+        show = offscreen_show(classifier.info.labels, _screen(args.screen), cfg.board.rotate)
 
     timed: list = []
     source = _open_source(args, cfg)
@@ -288,6 +288,7 @@ def run_local(args) -> dict:
                    "resolution": [args.width, args.height]},
         "settings": {"frames": args.frames, "warmup": args.warmup, "headless": args.headless,
                      "screen": None if args.headless else args.screen,
+                     "rotate": None if args.headless else cfg.board.rotate,
                      "detect_width": cfg.detect.detect_width},
         "runs": runs,
     }
@@ -306,7 +307,7 @@ class Partial:
             "machine": {k: m[k] for k in ("pi_model", "cpu", "cores", "arch", "versions")},
             "source": [args.camera, args.video, args.faces, args.width, args.height],
             "settings": [args.frames, args.warmup, args.headless, args.screen, args.no_track,
-                         cfg.model.flip_tta, cfg.detect.detect_width],
+                         cfg.model.flip_tta, cfg.detect.detect_width, cfg.board.rotate],
             "models": {str(p): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in models},
         }
 

@@ -88,7 +88,7 @@ class Board:
     """
 
     def __init__(self, labels: tuple[str, ...], max_cards: int = 8, fade_s: float = 1.0,
-                 mirror: bool = False, privacy: str = "off"):
+                 mirror: bool = False, privacy: str = "off", rotate: int = 0):
         if not pygame.font.get_init():
             pygame.font.init()
         self.labels = labels
@@ -96,6 +96,12 @@ class Board:
         if privacy not in ("off", "pixelate", "no_picture"):
             raise ValueError(f"privacy must be off, pixelate or no_picture, not {privacy!r}")
         self.privacy = privacy
+        if rotate not in (0, 90, 180, 270):
+            raise ValueError(f"rotate must be 0, 90, 180 or 270, not {rotate!r}")
+        # degrees clockwise: the board is drawn upright on a canvas, then turned onto the
+        # screen (SDL's KMSDRM ignores the kernel's rotate=, so nothing else turns it)
+        self.rotate = rotate
+        self._canvas: pygame.Surface | None = None
         self.max_cards = max_cards
         self.fade_s = fade_s
         self.cards: dict[int, _Card] = {}
@@ -108,6 +114,18 @@ class Board:
 
     def draw(self, surface: pygame.Surface, result: FrameResult | None, stats: BoardStats,
              overlay: bool = True) -> None:
+        if not self.rotate:
+            self._draw(surface, result, stats, overlay)
+            return
+        w, h = surface.get_size()
+        size = (h, w) if self.rotate in (90, 270) else (w, h)
+        if self._canvas is None or self._canvas.get_size() != size:
+            self._canvas = pygame.Surface(size)
+        self._draw(self._canvas, result, stats, overlay)
+        surface.blit(pygame.transform.rotate(self._canvas, -self.rotate), (0, 0))
+
+    def _draw(self, surface: pygame.Surface, result: FrameResult | None, stats: BoardStats,
+              overlay: bool) -> None:
         lay = layout(surface.get_size())
         surface.fill(BACKGROUND)
         if result is not None:
@@ -345,12 +363,12 @@ def _thumbnail(image: np.ndarray, face: Face, side: int = 96) -> np.ndarray:
     return cv2.cvtColor(crop_face(bgr, face.box, (side, side), 0.15), cv2.COLOR_BGR2RGB)
 
 
-def offscreen_show(labels: tuple[str, ...], size: tuple[int, int]):
+def offscreen_show(labels: tuple[str, ...], size: tuple[int, int], rotate: int = 0):
     """A pipeline ``show`` that draws the board onto an off-screen surface: the draw
     stage's real cost for benchmarks and soak runs, with no window."""
     pygame.display.init()
     surface = pygame.Surface(size)
-    board = Board(labels)
+    board = Board(labels, rotate=rotate)
 
     def show(result, stats) -> bool:
         board.draw(surface, result, BoardStats(stats.fps, stats.mean_ms()))

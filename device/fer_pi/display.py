@@ -33,9 +33,7 @@ class PygameDisplay:
                  window_size: tuple[int, int] = (1280, 720), overlay: bool = True,
                  max_cards: int = 8, max_fps: int = 60, mirror: bool = False,
                  privacy: str = "off", rotate: int = 0):
-        self.board = Board(labels, max_cards, mirror=mirror, privacy=privacy)
-        self.rotate = rotate  # degrees clockwise; the board is drawn upright on a canvas
-        self.canvas: pygame.Surface | None = None
+        self.board = Board(labels, max_cards, mirror=mirror, privacy=privacy, rotate=rotate)
         self.fullscreen, self.window_size, self.overlay = fullscreen, window_size, overlay
         self.max_fps = max_fps
         self.surface: pygame.Surface | None = None
@@ -85,15 +83,7 @@ class PygameDisplay:
         shown = BoardStats(stats.fps, {k: v for k, v in stats.mean_ms().items()
                                        if k in ("detect", "infer", "draw", "total")},
                            self.status)
-        if self.rotate:
-            w, h = self.surface.get_size()
-            size = (h, w) if self.rotate in (90, 270) else (w, h)
-            if self.canvas is None or self.canvas.get_size() != size:
-                self.canvas = pygame.Surface(size)
-            self.board.draw(self.canvas, result, shown, self.overlay)
-            self.surface.blit(pygame.transform.rotate(self.canvas, -self.rotate), (0, 0))
-        else:
-            self.board.draw(self.surface, result, shown, self.overlay)
+        self.board.draw(self.surface, result, shown, self.overlay)
         pygame.display.flip()
         self.clock.tick(self.max_fps)
         return True
