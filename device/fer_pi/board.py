@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pygame
 
+from fer_pi.config import PRIVACY, ROTATIONS
 from fer_pi.events import room_summary
 from fer_pi.schema import Face, FrameResult
 
@@ -93,11 +94,11 @@ class Board:
             pygame.font.init()
         self.labels = labels
         self.mirror = mirror  # drawing only: boxes and records stay in camera coordinates
-        if privacy not in ("off", "pixelate", "no_picture"):
-            raise ValueError(f"privacy must be off, pixelate or no_picture, not {privacy!r}")
+        if privacy not in PRIVACY:
+            raise ValueError(f"privacy must be one of {', '.join(PRIVACY)}, not {privacy!r}")
         self.privacy = privacy
-        if rotate not in (0, 90, 180, 270):
-            raise ValueError(f"rotate must be 0, 90, 180 or 270, not {rotate!r}")
+        if rotate not in ROTATIONS:
+            raise ValueError(f"rotate must be one of {ROTATIONS}, not {rotate!r}")
         # degrees clockwise: the board is drawn upright on a canvas, then turned onto the
         # screen (SDL's KMSDRM ignores the kernel's rotate=, so nothing else turns it)
         self.rotate = rotate

@@ -27,6 +27,7 @@ def setting(default: Any, help: str, lo: float | None = None, hi: float | None =
 
 
 PRIVACY = ("off", "pixelate", "no_picture")
+ROTATIONS = (0, 90, 180, 270)  # degrees clockwise
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class SourceConfig:
     fps: int = setting(30, "requested camera frame rate", 1, 120, flag="--fps")
     rotate: int = setting(0, "turn the camera's picture clockwise by this many degrees: for a "
                           "camera mounted upside down (180) or on its side; faces must be "
-                          "upright to be found", choices=(0, 90, 180, 270),
+                          "upright to be found", choices=ROTATIONS,
                           flag="--camera-rotate")
     reconnect_max_s: float = setting(10.0, "longest wait between attempts to reopen a lost "
                                      "camera, seconds (backoff starts at 0.5 s)", 0.5, 600.0)
@@ -94,7 +95,7 @@ class BoardConfig:
     rotate: int = setting(0, "turn the board clockwise by this many degrees: for a screen "
                           "mounted on its side, or the Pi Touch Display 2 (portrait on the "
                           "console, where SDL ignores the kernel's rotate=)",
-                          choices=(0, 90, 180, 270), flag="--rotate")
+                          choices=ROTATIONS, flag="--rotate")
     privacy: str = setting("off", "faces on the board: 'off' as the camera sees them, "
                            "'pixelate' each face in the picture and on its card, 'no_picture' "
                            "no camera picture at all (boxes and labels on a plain background)",
