@@ -229,3 +229,15 @@ def test_bench_turns_the_camera_as_the_config_says(fake_picamera2, face, tmp_pat
     frame = src.read()
     assert len(HaarDetector().detect(to_gray(frame.image))) == 1
     src.close()
+
+
+def test_camera_0_on_a_pi_camera_s_receiver_says_use_picam(tmp_path, monkeypatch):
+    """On a Pi with only a Pi camera, /dev/video0 is the CSI receiver: OpenCV may open it
+    but never reads a picture, so --camera 0 would wait forever for a 'lost' camera."""
+    from fer_pi import camera_list
+    from fer_pi.camera import OpenCVCamera
+
+    sysfs = _sysfs(tmp_path / "v4l", {0: ("unicam-image", 0), 1: ("unicam-embedded", 0)})
+    monkeypatch.setattr(camera_list, "SYSFS", sysfs)
+    with pytest.raises(SourceError, match=r"/dev/video0 is 'unicam-image'.*--camera picam"):
+        OpenCVCamera(0).open()

@@ -48,6 +48,13 @@ class OpenCVCamera:
         self.corrupt_frames = 0
 
     def open(self) -> None:
+        from fer_pi.camera_list import not_a_camera
+
+        driver = not_a_camera(self.index)
+        if driver:  # the Pi camera's usual trap: its CSI receiver is /dev/video0
+            raise SourceError(f"/dev/video{self.index} is {driver!r}, not a camera OpenCV can "
+                              "read (a Pi camera is --camera picam; fer-pi --list-cameras "
+                              "lists what opens)")
         cap = cv2.VideoCapture(self.index, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else None
         if cap is None or not cap.isOpened():
             cap = cv2.VideoCapture(self.index)

@@ -25,12 +25,22 @@ class CameraInfo:
     name: str
 
 
-def v4l2_cameras(sysfs: Path = Path("/sys/class/video4linux")) -> list[CameraInfo]:
+SYSFS = Path("/sys/class/video4linux")
+
+
+def not_a_camera(index: int, sysfs: Path | None = None) -> str | None:
+    """The driver name when /dev/videoN is a Pi's codec, ISP or CSI receiver (OpenCV may
+    open it, but never gets a picture from it), else None."""
+    name = _read((sysfs or SYSFS) / f"video{index}" / "name")
+    return name if name and NOT_A_CAMERA.search(name) else None
+
+
+def v4l2_cameras(sysfs: Path | None = None) -> list[CameraInfo]:
     """Capture nodes as OpenCV numbers them (/dev/videoN is --camera N). A USB camera
     makes two nodes, the picture (index 0) and its metadata (index 1): only the first
     is listed."""
     found = []
-    for node in sorted(sysfs.glob("video*"), key=lambda p: int(p.name[5:] or 0)):
+    for node in sorted((sysfs or SYSFS).glob("video*"), key=lambda p: int(p.name[5:] or 0)):
         if not node.name[5:].isdigit():
             continue
         name = _read(node / "name") or "?"
@@ -55,7 +65,7 @@ def pi_cameras() -> tuple[list[CameraInfo], str]:
             for c in info[:1]], ""  # fer-pi opens the first Pi camera
 
 
-def describe(sysfs: Path = Path("/sys/class/video4linux")) -> tuple[list[str], bool]:
+def describe(sysfs: Path | None = None) -> tuple[list[str], bool]:
     """Lines to print, and whether any camera was found."""
     pis, note = pi_cameras()
     usb = v4l2_cameras(sysfs)
