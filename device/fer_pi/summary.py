@@ -20,7 +20,7 @@ import io
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,8 +68,18 @@ def most_shown(counts: Counter) -> str:
     return named[0][1] if named else ("uncertain" if counts else "none")
 
 
-def _jsonl_frames(text: str, skipped: list[int]) -> Iterator[FrameRow]:
-    for line in text.splitlines():
+def _whole_lines(lines: Iterable[str], skipped: list[int]) -> Iterator[str]:
+    """Lines as fer-pi ended them: a last line without its newline was cut short by a
+    crash or a power cut, and is counted, not read."""
+    for line in lines:
+        if not line.endswith("\n"):
+            skipped[0] += 1
+            return
+        yield line
+
+
+def _jsonl_frames(lines: Iterable[str], skipped: list[int]) -> Iterator[FrameRow]:
+    for line in lines:
         if not line.strip():
             continue
         try:
@@ -81,8 +91,8 @@ def _jsonl_frames(text: str, skipped: list[int]) -> Iterator[FrameRow]:
             skipped[0] += 1
 
 
-def _csv_frames(text: str, skipped: list[int]) -> Iterator[FrameRow]:
-    rows = csv.DictReader(io.StringIO(text))
+def _csv_frames(lines: Iterable[str], skipped: list[int]) -> Iterator[FrameRow]:
+    rows = csv.DictReader(lines)
     need = {"frame", "timestamp", "faces", "track_id", "label", "confidence", "shown"}
     if not need <= set(rows.fieldnames or ()):
         raise SummaryError(f"missing columns {sorted(need - set(rows.fieldnames or ()))}")
@@ -109,35 +119,44 @@ def _csv_frames(text: str, skipped: list[int]) -> Iterator[FrameRow]:
         yield FrameRow(*current, tuple(faces))
 
 
-def read_frames(path: Path) -> tuple[list[FrameRow], int]:
-    """Frames of a fer-pi results file and how many lines could not be read."""
+def iter_frames(path: Path, skipped: list[int]) -> Iterator[FrameRow]:
+    """The frames of a fer-pi results file, read as a stream (a day of them at 30 FPS
+    is a gigabyte); unreadable lines are counted in ``skipped[0]``."""
     kind = path.suffix.lower().lstrip(".")
     if kind not in ("jsonl", "csv"):
         raise SummaryError(f"results must end in .jsonl or .csv: {path}")
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        fh = open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
     except OSError as exc:
         raise SummaryError(f"cannot read results {path}: {exc.strerror or exc}") from None
+    with fh:
+        lines = _whole_lines(fh, skipped)
+        try:
+            yield from (_jsonl_frames if kind == "jsonl" else _csv_frames)(lines, skipped)
+        except SummaryError as exc:
+            raise SummaryError(f"not a fer-pi results file: {path} ({exc})") from None
+        except OSError as exc:
+            raise SummaryError(f"cannot read results {path}: {exc.strerror or exc}") from None
+
+
+def read_frames(path: Path) -> tuple[list[FrameRow], int]:
+    """All frames of a results file in memory, and how many lines could not be read."""
     skipped = [0]
-    if text and not text.endswith("\n"):  # fer-pi ends every line: this one was cut short
-        text = text[: text.rfind("\n") + 1]
-        skipped[0] += 1
-    try:
-        frames = list((_jsonl_frames if kind == "jsonl" else _csv_frames)(text, skipped))
-    except SummaryError as exc:
-        raise SummaryError(f"not a fer-pi results file: {path} ({exc})") from None
-    if skipped[0] and not frames:
-        raise SummaryError(f"not a fer-pi results file: {path} (no readable frame)")
+    frames = list(iter_frames(path, skipped))
     return frames, skipped[0]
 
 
-def summarize(frames: list[FrameRow], skipped: int = 0, min_frames: int = 1) -> dict:
-    """``min_frames``: tracks seen in fewer frames (a passing false detection) are left out,
-    of the room's shares too, and counted."""
+def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1) -> dict:
+    """One pass over the frames. ``min_frames``: tracks seen in fewer frames (a passing
+    false detection) are left out, of the room's shares too, and counted."""
     tracks: dict[int, TrackSummary] = {}
     room: Counter = Counter()
-    untracked = 0
+    untracked = n_frames = with_faces = 0
+    t_min, t_max = float("inf"), float("-inf")
     for fr in frames:
+        n_frames += 1
+        with_faces += bool(fr.faces)
+        t_min, t_max = min(t_min, fr.timestamp), max(t_max, fr.timestamp)
         for face in fr.faces:
             room[face.shown] += 1
             if face.track_id is None:
@@ -154,12 +173,11 @@ def summarize(frames: list[FrameRow], skipped: int = 0, min_frames: int = 1) -> 
         room.subtract(tracks.pop(k).labels)
     room = +room  # drop the labels left at zero
     face_frames = sum(room.values())
-    times = [fr.timestamp for fr in frames]
     return {
-        "frames": len(frames),
+        "frames": n_frames,
         "skipped_lines": skipped,
-        "seconds": round(max(times) - min(times), 3) if times else 0.0,
-        "frames_with_faces": sum(1 for fr in frames if fr.faces),
+        "seconds": round(t_max - t_min, 3) if n_frames else 0.0,
+        "frames_with_faces": with_faces,
         "faces_tracked": len(tracks),
         "short_tracks_left_out": len(short),
         "untracked_face_frames": untracked,
@@ -167,6 +185,15 @@ def summarize(frames: list[FrameRow], skipped: int = 0, min_frames: int = 1) -> 
                  "shares": {k: round(n / face_frames, 4) for k, n in room.most_common()}},
         "tracks": [tracks[k].to_dict() for k in sorted(tracks)],
     }
+
+
+def summarize_file(path: Path, min_frames: int = 1) -> dict:
+    skipped = [0]
+    summary = summarize(iter_frames(path, skipped), 0, min_frames)
+    summary["skipped_lines"] = skipped[0]
+    if skipped[0] and not summary["frames"]:
+        raise SummaryError(f"not a fer-pi results file: {path} (no readable frame)")
+    return summary
 
 
 def _shares_text(shares: dict[str, float], most: int = 3) -> str:
@@ -231,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--min-frames must be at least 1, not {args.min_frames}")
     path = Path(args.results)
     try:
-        summary = summarize(*read_frames(path), min_frames=args.min_frames)
+        summary = summarize_file(path, args.min_frames)
     except SummaryError as exc:
         print(f"fer-summary: {exc}", file=sys.stderr)
         return EXIT_INPUT
