@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fer_pi.camera import PiCamera, SourceError, make_source
-from fer_pi.config import Config
+from fer_pi.config import Config, ConfigError
 from fer_pi.detect import HaarDetector, to_gray
 from fer_pi.pipeline import build
 from fer_pi.synth import Placement, compose
@@ -23,9 +23,10 @@ class FakePicamera2:
     frames: list[np.ndarray] = []
     fail_open = False
 
-    def __init__(self):
+    def __init__(self, camera_num=0):
         if FakePicamera2.fail_open:
             raise RuntimeError("Camera __init__ sequence did not complete.")
+        self.camera_num = camera_num
         self.config = None
         self.i = 0
 
@@ -189,14 +190,29 @@ def test_list_cameras_names_the_flag_for_each_real_camera(fake_picamera2, tmp_pa
     from fer_pi.camera_list import describe, v4l2_cameras
 
     monkeypatch.setattr(fake_picamera2, "global_camera_info", staticmethod(
-        lambda: [{"Model": "imx708", "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a", "Num": 0}]),
+        lambda: [{"Model": "imx708", "Id": "/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a"},
+                 {"Model": "imx477", "Id": "/base/axi/pcie@120000/rp1/i2c@80000/imx477@1a"}]),
         raising=False)
     sysfs = _sysfs(tmp_path / "v4l", PI4_WITH_WEBCAMS)
     assert [(c.flag, c.name) for c in v4l2_cameras(sysfs)] == [
         ("0", "HD Pro Webcam C920"), ("2", "USB2.0 PC CAMERA")]
     lines, found = describe(sysfs)
     assert found and lines[0].startswith("--camera picam") and "imx708" in lines[0]
-    assert [x.split()[1] for x in lines] == ["picam", "0", "2"]
+    assert [x.split()[1] for x in lines] == ["picam", "picam1", "0", "2"]
+    assert "imx477" in lines[1]  # a Pi 5's second camera port
+
+
+def test_picam1_opens_the_second_pi_camera(fake_picamera2):
+    from fer_pi.config import from_dict
+
+    cam = make_source("picam1", width=640, height=480, detect_width=480)
+    assert isinstance(cam, PiCamera) and cam.name == "picam1"
+    cam.open()
+    assert cam.cam.camera_num == 1 and cam.read().image.shape == (480, 640, 3)
+    cam.close()
+    assert from_dict({"source": {"camera": "picam1"}}).source.camera == "picam1"
+    with pytest.raises(ConfigError, match="picam1"):
+        from_dict({"source": {"camera": "picamera"}})
 
 
 def test_list_cameras_says_when_there_is_none(monkeypatch, tmp_path):

@@ -93,10 +93,11 @@ class PiCamera:
     """
 
     def __init__(self, width: int = 640, height: int = 480, fps: int = 30,
-                 detect_width: int = 480):
+                 detect_width: int = 480, camera_num: int = 0):
         self.width, self.height, self.fps = width, height, fps
         self.detect_width = detect_width
-        self.name = "picam"
+        self.camera_num = camera_num  # a Pi 5 has two camera ports: picam, picam1
+        self.name = "picam" if camera_num == 0 else f"picam{camera_num}"
         self.cam = None
         self.lores_size: tuple[int, int] | None = None
         self.count = 0
@@ -109,7 +110,7 @@ class PiCamera:
             raise SourceError("picamera2 is not installed: sudo apt install python3-picamera2 "
                               "and create the venv with --system-site-packages") from None
         try:
-            cam = Picamera2()
+            cam = Picamera2(self.camera_num)
             streams = {"main": {"size": (self.width, self.height), "format": "RGB888"}}
             if self.detect_width and self.detect_width < self.width:
                 lw = self.detect_width - self.detect_width % 2
@@ -123,12 +124,12 @@ class PiCamera:
             if "lores" in streams:
                 self.lores_size = tuple(cam.camera_configuration()["lores"]["size"])
         except Exception as exc:  # picamera2 raises plain RuntimeError/IndexError on no camera
-            raise SourceError(f"cannot open the Pi camera: {exc}") from None
+            raise SourceError(f"cannot open the Pi camera {self.name}: {exc}") from None
         self.cam = cam
 
     def read(self) -> Frame | None:
         if self.cam is None:
-            raise SourceError("picam is not open")
+            raise SourceError(f"{self.name} is not open")
         try:
             if self.lores_size:
                 (main, lores), _meta = self.cam.capture_arrays(["main", "lores"])
@@ -137,7 +138,7 @@ class PiCamera:
             else:
                 main, small = self.cam.capture_array("main"), None
         except Exception as exc:
-            raise SourceError(f"picam: capture failed: {exc}") from None
+            raise SourceError(f"{self.name}: capture failed: {exc}") from None
         frame = Frame(self.count, time.time(), np.ascontiguousarray(main[:, :, :3]), self.name,
                       small, monotonic=time.monotonic())
         self.count += 1
@@ -404,8 +405,8 @@ def _make_source(camera: str, video: str, images: str, loop: bool, width: int, h
         return VideoFile(Path(video), loop=loop)
     if images:
         return ImageFolder(Path(images), loop=loop)
-    if camera == "picam":
-        return PiCamera(width, height, fps, detect_width)
+    if camera.startswith("picam"):
+        return PiCamera(width, height, fps, detect_width, int(camera[5:] or 0))
     if camera != "":
         return OpenCVCamera(int(camera), width, height, fps)
     raise SourceError("no source: give --camera N, --camera picam, --video PATH or --images DIR")

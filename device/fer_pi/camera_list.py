@@ -61,8 +61,8 @@ def pi_cameras() -> tuple[list[CameraInfo], str]:
         info = Picamera2.global_camera_info()
     except Exception as exc:  # noqa: BLE001 - libcamera errors come as many types
         return [], f"picamera2 could not list cameras: {exc}"
-    return [CameraInfo("picam", str(c.get("Id", "")), str(c.get("Model", "?")))
-            for c in info[:1]], ""  # fer-pi opens the first Pi camera
+    return [CameraInfo("picam" if i == 0 else f"picam{i}", str(c.get("Id", "")),
+                       str(c.get("Model", "?"))) for i, c in enumerate(info)], ""
 
 
 def describe(sysfs: Path | None = None) -> tuple[list[str], bool]:

@@ -32,8 +32,8 @@ ROTATIONS = (0, 90, 180, 270)  # degrees clockwise
 
 @dataclass(frozen=True)
 class SourceConfig:
-    camera: str = setting("", "camera: a V4L2/USB index (0, 1, ...) or 'picam' for the Pi "
-                          "camera", flag="--camera")
+    camera: str = setting("", "camera: a V4L2/USB index (0, 1, ...), or 'picam' for the Pi "
+                          "camera ('picam1': a Pi 5's second)", flag="--camera")
     video: str = setting("", "a recorded video file instead of a camera", flag="--video")
     images: str = setting("", "a folder of images instead of a camera", flag="--images")
     loop: bool = setting(False, "replay the video or images forever", flag="--loop",
@@ -263,8 +263,9 @@ def validate(cfg: Config) -> None:
     if len(chosen) > 1:
         raise ConfigError(f"source: give one of camera, video, images, not {', '.join(chosen)}")
     cam = cfg.source.camera
-    if cam and cam != "picam" and not cam.isdigit():
-        raise ConfigError(f"source.camera = {cam!r}: use an index (0, 1, ...) or 'picam'")
+    if cam and not re.fullmatch(r"\d+|picam\d?", cam):
+        raise ConfigError(f"source.camera = {cam!r}: use an index (0, 1, ...) or 'picam' "
+                          "('picam1' for a Pi 5's second camera)")
     if cfg.detect.max_size and cfg.detect.max_size < cfg.detect.min_size:
         raise ConfigError(f"detect.max_size = {cfg.detect.max_size} is below detect.min_size "
                           f"= {cfg.detect.min_size}")
