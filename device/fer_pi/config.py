@@ -75,7 +75,7 @@ class ModelConfig:
                         flag="--model")
     threads: int = setting(2, "TFLite interpreter threads", 1, 16, flag="--threads")
     flip_tta: bool = setting(True, "also classify the mirrored face and average (int8 on "
-                             "PublicTest: +0.8 points for vgg, +1.1 for seed; twice the "
+                             "PublicTest: +1.5 points for vgg, +1.1 for seed; twice the "
                              "inference time)",
                              flag="--no-flip-tta", flag_value=False)
 
