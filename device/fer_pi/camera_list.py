@@ -39,15 +39,13 @@ def v4l2_cameras(sysfs: Path | None = None) -> list[CameraInfo]:
     """Capture nodes as OpenCV numbers them (/dev/videoN is --camera N). A USB camera
     makes two nodes, the picture (index 0) and its metadata (index 1): only the first
     is listed."""
+    nodes = {int(p.name[5:]): p for p in (sysfs or SYSFS).glob("video*") if p.name[5:].isdigit()}
     found = []
-    for node in sorted((sysfs or SYSFS).glob("video*"), key=lambda p: int(p.name[5:] or 0)):
-        if not node.name[5:].isdigit():
-            continue
+    for n, node in sorted(nodes.items()):
         name = _read(node / "name") or "?"
         if NOT_A_CAMERA.search(name) or _read(node / "index") not in ("", "0"):
             continue
-        n = node.name[5:]
-        found.append(CameraInfo(n, f"/dev/video{n}", name))
+        found.append(CameraInfo(str(n), f"/dev/video{n}", name))
     return found
 
 
