@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer_pi.events import UNCERTAIN
+
 EXIT_INPUT, EXIT_OUTPUT = 3, 5  # as fer-pi's: input cannot be opened, output not written
 
 
@@ -64,8 +66,8 @@ class TrackSummary:
 
 def most_shown(counts: Counter) -> str:
     """The label shown in most frames; "uncertain" only when nothing else was shown."""
-    named = [(n, k) for k, n in counts.most_common() if k != "uncertain"]
-    return named[0][1] if named else ("uncertain" if counts else "none")
+    named = [(n, k) for k, n in counts.most_common() if k != UNCERTAIN]
+    return named[0][1] if named else (UNCERTAIN if counts else "none")
 
 
 def _whole_lines(lines: Iterable[str], skipped: list[int]) -> Iterator[str]:
@@ -225,7 +227,6 @@ def render_text(path: Path, s: dict) -> str:
 
 def write_tracks_csv(path: Path, s: dict) -> None:
     """A share column per label the file holds: FER2013's order first, then any other."""
-    from fer_pi.events import UNCERTAIN
     from fer_pi.labels import LABELS
 
     seen = {k for t in s["tracks"] for k in t["shares"]}
