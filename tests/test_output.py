@@ -145,3 +145,43 @@ def test_health_says_whether_the_record_is_kept(tmp_path):
     assert "fer_pi_output_records_total 1\n" in text
     assert "fer_pi_output_not_written_total 1\n" in text
     w.close()
+
+
+def test_keep_deletes_the_oldest_files_of_the_pattern_only(tmp_path, caplog):
+    pattern = tmp_path / "r-%Y%m%d-%H%M%S.jsonl"
+    clock = Clock(time.mktime((2026, 11, 26, 12, 0, 0, 0, 0, -1)))
+    (tmp_path / "r-notes.jsonl").write_text("a file of the user's, not a day's\n")
+    with caplog.at_level(logging.INFO):
+        w = ResultWriter(pattern, LABELS, clock=clock, keep=3)
+        for i in range(6):  # six files, two seconds apart
+            w.write(result(i))
+            clock.t += 2
+        w.close()
+    kept = sorted(p.name for p in tmp_path.glob("r-2026*.jsonl"))
+    assert len(kept) == 3 and w.deleted == 3
+    assert [r["frame"] for r in lines(tmp_path / kept[-1])] == [5]
+    assert (tmp_path / "r-notes.jsonl").exists()
+    assert "deleted old results" in caplog.text
+    # a restart prunes too, and keeps the file it appends to
+    w = ResultWriter(pattern, LABELS, clock=clock, keep=1)
+    w.write(result(6))
+    w.close()
+    assert [p.name for p in tmp_path.glob("r-2026*.jsonl")] == [w.path.name]
+
+
+def test_keep_removes_a_day_folder_once_empty(tmp_path):
+    clock = Clock(1_000_000.0)
+    w = ResultWriter(tmp_path / "%H%M%S" / "r.jsonl", LABELS, clock=clock, keep=2)
+    for i in range(4):
+        w.write(result(i))
+        clock.t += 2
+    w.close()
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_keep_without_strftime_fields_is_refused(tmp_path):
+    with pytest.raises(OutputError, match="strftime"):
+        ResultWriter(tmp_path / "r.jsonl", LABELS, keep=2)
+    proc = run_cli("--demo", "--headless", "--output", str(tmp_path / "r.jsonl"),
+                   "--output-keep", "2")
+    assert proc.returncode != 0 and "output.keep" in proc.stderr

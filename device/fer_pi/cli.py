@@ -163,7 +163,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         return EXIT_CONFIG
 
     o = cfg.output
-    writer = (ResultWriter(o.path, classifier.info.labels, o.interval_s, o.append)
+    writer = (ResultWriter(o.path, classifier.info.labels, o.interval_s, o.append, keep=o.keep)
               if o.path else None)
     sinks = [writer.write] if writer else []
     stop = threading.Event()

@@ -113,6 +113,9 @@ class OutputConfig:
                                 0.0, 3600.0, flag="--output-interval")
     append: bool = setting(False, "append to an existing results file instead of replacing "
                            "it (always so for a path with strftime fields)")
+    keep: int = setting(0, "with strftime fields in the path: keep only the newest this many "
+                        "files, deleting older ones as a new one starts (0: keep all)",
+                        0, 100000, flag="--output-keep")
     max_frames: int = setting(0, "stop after this many frames (0: run until the source ends)",
                               0, 10**9, flag="--max-frames")
     save_frames: str = setting("", "also write each annotated frame as PNG into this folder",
@@ -272,6 +275,9 @@ def validate(cfg: Config) -> None:
     out = cfg.output.path
     if out and Path(out).suffix.lower() not in (".jsonl", ".csv"):
         raise ConfigError(f"output.path = {out!r}: must end in .jsonl or .csv")
+    if cfg.output.keep and "%" not in out:
+        raise ConfigError(f"output.keep = {cfg.output.keep} needs an output.path with strftime "
+                          f"fields (results-%Y-%m-%d.jsonl), not {out!r}")
     if cfg.mqtt.enabled:
         _validate_mqtt(cfg.mqtt)
     if cfg.status.enabled and cfg.status.token_file:

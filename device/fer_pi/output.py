@@ -7,9 +7,11 @@ signal is still valid up to its last line.
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,14 +66,19 @@ class ResultWriter:
     a path with strftime fields (``results-%Y-%m-%d.jsonl``) starts a new file when the
     formatted name changes. Such a path, or ``append``, appends to an existing file
     instead of replacing it, so a restart loses nothing; a torn last line left by a
-    crash is cut off first, so the file stays valid line by line.
+    crash is cut off first, so the file stays valid line by line. With ``keep`` only the
+    newest ``keep`` files of a strftime path are kept: older ones are deleted as a new one
+    starts, so an SD card never fills with old days.
     """
 
     def __init__(self, path: str | Path, labels: tuple[str, ...], interval_s: float = 0.0,
-                 append: bool = False, clock: Callable[[], float] = time.time):
+                 append: bool = False, clock: Callable[[], float] = time.time, keep: int = 0):
         self.pattern = str(path)
-        self.labels, self.interval_s, self.clock = labels, interval_s, clock
+        self.labels, self.interval_s, self.clock, self.keep = labels, interval_s, clock, keep
         self.rolling = "%" in self.pattern
+        if keep and not self.rolling:
+            raise OutputError(f"keeping the newest {keep} files needs a path with strftime "
+                              f"fields: {self.pattern}")
         self.append = append or self.rolling
         self.kind = Path(self.pattern).suffix.lower().lstrip(".")
         if self.kind not in ("jsonl", "csv"):
@@ -82,6 +89,7 @@ class ResultWriter:
         self.rows = 0
         self.errors = 0
         self.files = 0
+        self.deleted = 0
         self._last_t: float | None = None
         self._checked_at = float("-inf")
         self.fh: IO[bytes] | None = None
@@ -114,6 +122,25 @@ class ResultWriter:
         self.files += 1
         if self.kind == "csv" and not fh.tell():
             self._append(self.header)
+        if self.keep:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Delete all but the newest ``keep`` files of the pattern (never the open one)."""
+        older = [p for p in rolled_files(self.pattern) if p != self.path]
+        for old in older[:max(0, len(older) - (self.keep - 1))]:
+            try:
+                old.unlink()
+            except OSError as exc:
+                log.warning("cannot delete old results %s: %s", old, exc.strerror or exc)
+                continue
+            self.deleted += 1
+            log.info("deleted old results %s (output.keep = %d)", old, self.keep)
+            if "%" in str(Path(self.pattern).parent):  # a folder per day: drop it once empty
+                try:
+                    old.parent.rmdir()
+                except OSError:
+                    pass
 
     def _roll(self) -> None:
         """A new file when the formatted name changes (or the last one could not be
@@ -194,6 +221,22 @@ class ResultWriter:
                 self.fh.close()
             except OSError as exc:
                 log.error("closing %s failed: %s", self.path, exc)
+
+
+def rolled_files(pattern: str) -> list[Path]:
+    """The files a strftime path has named, oldest first by the time read back from their
+    names; a file that only looks similar (``results-notes.jsonl``) is not one of them."""
+    parts = re.split(r"(%.)", pattern)
+    wild = "".join(("*" if part != "%%" else "%") if i % 2 else glob.escape(part)
+                   for i, part in enumerate(parts))
+    found = []
+    for name in glob.glob(wild):
+        try:
+            when = time.mktime(time.strptime(name, pattern))
+        except (ValueError, OverflowError):
+            continue
+        found.append((when, name))
+    return [Path(name) for _, name in sorted(found)]
 
 
 def _cut_torn_tail(fh: IO[bytes], size: int) -> None:
