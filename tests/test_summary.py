@@ -117,3 +117,38 @@ def test_unwritable_csv_is_exit_5(results, tmp_path, capsys):
     target = tmp_path / "no" / "such" / "dir" / "faces.csv"
     assert main([str(results["jsonl"]), "--csv", str(target)]) == 5
     assert str(target) in capsys.readouterr().err
+
+
+def test_a_file_appended_across_restarts_keeps_each_runs_faces_apart(clips, results, tmp_path):
+    """Each fer-pi run numbers its faces from 1: two runs appended to one file are two sets
+    of visitors, not one set seen for twice as long."""
+    one = summarize(*read_frames(results["jsonl"]))
+    path = tmp_path / "r-%Y.jsonl"  # a strftime path appends across restarts
+    for _ in range(2):
+        r = run_cli("--video", str(clips["two"]), "--headless", "--output", str(path))
+        assert r.returncode == 0, r.stderr
+    (written,) = tmp_path.glob("r-*.jsonl")
+    s = summarize(*read_frames(written))
+    assert s["runs"] == 2 and s["frames"] == 2 * one["frames"]
+    assert s["faces_tracked"] == 2 * one["faces_tracked"]
+    assert {t["run"] for t in s["tracks"]} == {1, 2}
+    longest = max(t["seconds"] for t in one["tracks"])
+    assert max(t["seconds"] for t in s["tracks"]) <= longest + 1.0
+    r = summary_cli(str(written))
+    assert r.returncode == 0 and "2 runs" in r.stdout and "2:1" in r.stdout, r.stderr
+
+
+def test_files_given_together_are_one_stream(results, tmp_path):
+    """Daily files: a face in view across midnight is one face, not two."""
+    lines = results["jsonl"].read_text().splitlines(keepends=True)
+    half = len(lines) // 2
+    a, b = tmp_path / "day1.jsonl", tmp_path / "day2.jsonl"
+    a.write_text("".join(lines[:half]))
+    b.write_text("".join(lines[half:]))
+    whole = summarize(*read_frames(results["jsonl"]))
+    r = summary_cli(str(a), str(b), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == whole and whole["runs"] == 1
+    split = {f["track_id"] for x in lines[:half] for f in json.loads(x)["faces"]} & \
+        {f["track_id"] for x in lines[half:] for f in json.loads(x)["faces"]}
+    assert split, "the clip should have a face in view on both sides of the cut"

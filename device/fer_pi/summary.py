@@ -4,12 +4,18 @@ for how long, and which labels the board showed it with.
     fer-summary results.jsonl            # a table a person reads
     fer-summary results.csv --json       # the same, as JSON
     fer-summary results.jsonl --csv faces.csv   # one row per face, for a spreadsheet
+    fer-summary results/2026-11-*.jsonl  # a month of daily files, read in the order given
 
 It reads what `fer-pi --output` wrote (.jsonl or .csv, a file cut short included: an
 unreadable line is skipped and counted, never fatal), so a museum or a study gets the
 per-visitor figures without writing a parser. Shares are of the frames a face was in,
 which is time where the frame rate is steady. Labels are the board's shown labels
 (smoothed, "uncertain" included); a run without smoothing falls back to each frame's.
+
+A file that fer-pi appended to across restarts holds several runs, and each run numbers
+its faces from 1 again: a frame number that does not grow marks a new run, and a face is
+its run and its track ID, so two visitors a restart apart are never merged into one.
+Files given together are read as one stream, so a face in view across midnight stays one.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class FrameRow:
 
 @dataclass
 class TrackSummary:
+    run: int
     track_id: int
     first_t: float
     last_t: float
@@ -58,7 +65,7 @@ class TrackSummary:
 
     def to_dict(self) -> dict:
         shares = {k: round(n / self.frames, 4) for k, n in self.labels.most_common()}
-        return {"track_id": self.track_id, "first_t": round(self.first_t, 3),
+        return {"run": self.run, "track_id": self.track_id, "first_t": round(self.first_t, 3),
                 "last_t": round(self.last_t, 3), "seconds": round(self.last_t - self.first_t, 3),
                 "frames": self.frames, "most_shown": most_shown(self.labels),
                 "shares": shares, "mean_confidence": round(self.confidence_sum / self.frames, 4)}
@@ -141,6 +148,12 @@ def iter_frames(path: Path, skipped: list[int]) -> Iterator[FrameRow]:
             raise SummaryError(f"cannot read results {path}: {exc.strerror or exc}") from None
 
 
+def iter_files(paths: Iterable[Path], skipped: list[int]) -> Iterator[FrameRow]:
+    """The frames of several results files as one stream, in the order given."""
+    for path in paths:
+        yield from iter_frames(path, skipped)
+
+
 def read_frames(path: Path) -> tuple[list[FrameRow], int]:
     """All frames of a results file in memory, and how many lines could not be read."""
     skipped = [0]
@@ -151,11 +164,15 @@ def read_frames(path: Path) -> tuple[list[FrameRow], int]:
 def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1) -> dict:
     """One pass over the frames. ``min_frames``: tracks seen in fewer frames (a passing
     false detection) are left out, of the room's shares too, and counted."""
-    tracks: dict[int, TrackSummary] = {}
+    tracks: dict[tuple[int, int], TrackSummary] = {}
     room: Counter = Counter()
     untracked = n_frames = with_faces = 0
+    run, last_frame = 1, None
     t_min, t_max = float("inf"), float("-inf")
     for fr in frames:
+        if last_frame is not None and fr.frame <= last_frame:
+            run += 1  # fer-pi restarted: frame numbers and track IDs begin again
+        last_frame = fr.frame
         n_frames += 1
         with_faces += bool(fr.faces)
         t_min, t_max = min(t_min, fr.timestamp), max(t_max, fr.timestamp)
@@ -164,8 +181,8 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1)
             if face.track_id is None:
                 untracked += 1
                 continue
-            tr = tracks.setdefault(face.track_id, TrackSummary(face.track_id, fr.timestamp,
-                                                                 fr.timestamp))
+            tr = tracks.setdefault((run, face.track_id),
+                                   TrackSummary(run, face.track_id, fr.timestamp, fr.timestamp))
             tr.first_t, tr.last_t = min(tr.first_t, fr.timestamp), max(tr.last_t, fr.timestamp)
             tr.frames += 1
             tr.labels[face.shown] += 1
@@ -177,6 +194,7 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1)
     face_frames = sum(room.values())
     return {
         "frames": n_frames,
+        "runs": run if n_frames else 0,
         "skipped_lines": skipped,
         "seconds": round(t_max - t_min, 3) if n_frames else 0.0,
         "frames_with_faces": with_faces,
@@ -189,12 +207,13 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1)
     }
 
 
-def summarize_file(path: Path, min_frames: int = 1) -> dict:
+def summarize_files(paths: list[Path], min_frames: int = 1) -> dict:
     skipped = [0]
-    summary = summarize(iter_frames(path, skipped), 0, min_frames)
+    summary = summarize(iter_files(paths, skipped), 0, min_frames)
     summary["skipped_lines"] = skipped[0]
     if skipped[0] and not summary["frames"]:
-        raise SummaryError(f"not a fer-pi results file: {path} (no readable frame)")
+        raise SummaryError(f"not a fer-pi results file: {', '.join(map(str, paths))} "
+                           "(no readable frame)")
     return summary
 
 
@@ -204,9 +223,11 @@ def _shares_text(shares: dict[str, float], most: int = 3) -> str:
     return text + (f" (+{len(items) - most} more)" if len(items) > most else "")
 
 
-def render_text(path: Path, s: dict) -> str:
-    lines = [f"{path}: {s['frames']} frames over {s['seconds']:.1f} s, "
-             f"{s['frames_with_faces']} with faces, {s['faces_tracked']} tracked face(s)"
+def render_text(what: str, s: dict) -> str:
+    many = s["runs"] > 1
+    lines = [f"{what}: {s['frames']} frames over {s['seconds']:.1f} s, "
+             + (f"{s['runs']} runs (fer-pi restarted), " if many else "")
+             + f"{s['frames_with_faces']} with faces, {s['faces_tracked']} tracked face(s)"
              + (f", {s['skipped_lines']} unreadable line(s) skipped" if s["skipped_lines"] else "")]
     if s["short_tracks_left_out"]:
         lines.append(f"{s['short_tracks_left_out']} track(s) seen in fewer frames than "
@@ -214,10 +235,12 @@ def render_text(path: Path, s: dict) -> str:
     if s["untracked_face_frames"]:
         lines.append(f"{s['untracked_face_frames']} face-frame(s) without a track ID (--no-track)")
     if s["tracks"]:
-        lines.append(f"{'face':>5} {'from s':>8} {'to s':>8} {'seconds':>8} {'frames':>7}  "
+        head = "run:face" if many else "face"
+        lines.append(f"{head:>8} {'from s':>8} {'to s':>8} {'seconds':>8} {'frames':>7}  "
                      f"{'most shown':<11} shares of its frames")
         for t in s["tracks"]:
-            lines.append(f"{t['track_id']:>5} {t['first_t']:>8.2f} {t['last_t']:>8.2f} "
+            face = f"{t['run']}:{t['track_id']}" if many else str(t["track_id"])
+            lines.append(f"{face:>8} {t['first_t']:>8.2f} {t['last_t']:>8.2f} "
                          f"{t['seconds']:>8.2f} {t['frames']:>7}  {t['most_shown']:<11} "
                          f"{_shares_text(t['shares'])}")
     if s["room"]["face_frames"]:
@@ -231,10 +254,10 @@ def write_tracks_csv(path: Path, s: dict) -> None:
 
     seen = {k for t in s["tracks"] for k in t["shares"]}
     labels = [*LABELS, UNCERTAIN] + sorted(seen - {*LABELS, UNCERTAIN})
-    rows = [["track_id", "first_t", "last_t", "seconds", "frames", "most_shown",
+    rows = [["run", "track_id", "first_t", "last_t", "seconds", "frames", "most_shown",
              "mean_confidence", *(f"share_{k}" for k in labels)]]
     for t in s["tracks"]:
-        rows.append([t["track_id"], t["first_t"], t["last_t"], t["seconds"], t["frames"],
+        rows.append([t["run"], t["track_id"], t["first_t"], t["last_t"], t["seconds"], t["frames"],
                      t["most_shown"], t["mean_confidence"],
                      *(t["shares"].get(k, 0.0) for k in labels)])
     buf = io.StringIO()
@@ -248,7 +271,8 @@ def write_tracks_csv(path: Path, s: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fer-summary", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("results", help="a results file written by fer-pi --output (.jsonl or .csv)")
+    p.add_argument("results", nargs="+", help="results files written by fer-pi --output (.jsonl "
+                   "or .csv), read as one stream in the order given")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--csv", metavar="FILE", help="also write one row per tracked face to FILE")
     p.add_argument("--min-frames", type=int, default=1, metavar="N",
@@ -257,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.min_frames < 1:
         p.error(f"--min-frames must be at least 1, not {args.min_frames}")
-    path = Path(args.results)
+    paths = [Path(r) for r in args.results]
+    what = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files ({paths[0]} ... {paths[-1]})"
     try:
-        summary = summarize_file(path, args.min_frames)
+        summary = summarize_files(paths, args.min_frames)
     except SummaryError as exc:
         print(f"fer-summary: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -269,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         except SummaryError as exc:
             print(f"fer-summary: {exc}", file=sys.stderr)
             return EXIT_OUTPUT
-    print(json.dumps(summary, indent=1) if args.json else render_text(path, summary))
+    print(json.dumps(summary, indent=1) if args.json else render_text(what, summary))
     return 0
 
 
