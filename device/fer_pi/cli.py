@@ -18,6 +18,7 @@ from fer_pi import __version__
 from fer_pi import config as cfgmod
 from fer_pi.camera import SourceError
 from fer_pi.detect import DetectorError
+from fer_pi.idle import IdlePacer
 from fer_pi.modelfile import ModelError
 from fer_pi.output import OutputError
 
@@ -248,10 +249,13 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     if demo and cfg.output.headless:
         sinks.append(_demo_printer())
 
+    pacer = IdlePacer(s.idle_fps, s.idle_after_s) if s.camera and s.idle_fps else None
+
     def after(result, stats) -> None:
         if not stats_ref:
             stats_ref.append(stats)
         state.camera_state = "running"
+        state.idle = pacer is not None and pacer.idle
         state.camera_reconnects = getattr(source, "reconnects", 0)
         state.corrupt_frames = source.corrupt_frames
         if display is not None:
@@ -265,7 +269,8 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
 
     try:
         stats = run(source, pipeline, sinks, display.show if display else None, stop,
-                    cfg.output.max_frames, after=[after])
+                    cfg.output.max_frames, after=[after],
+                    pace=pacer.wait_s if pacer else None)
     finally:
         notifier.stopping()
         source.close()

@@ -45,6 +45,12 @@ class SourceConfig:
                           "camera mounted upside down (180) or on its side; faces must be "
                           "upright to be found", choices=ROTATIONS,
                           flag="--camera-rotate")
+    idle_fps: float = setting(0.0, "with a camera: after idle_after_s without a face, read and "
+                              "process only this many frames a second until a face appears, "
+                              "for a cooler Pi in an empty room (0: always full rate)", 0.0,
+                              30.0, flag="--idle-fps")
+    idle_after_s: float = setting(30.0, "seconds without a face before idle_fps applies", 1.0,
+                                  86400.0)
     reconnect_max_s: float = setting(10.0, "longest wait between attempts to reopen a lost "
                                      "camera, seconds (backoff starts at 0.5 s)", 0.5, 600.0)
 
@@ -269,6 +275,9 @@ def validate(cfg: Config) -> None:
     if cam and not re.fullmatch(r"\d+|picam\d?", cam):
         raise ConfigError(f"source.camera = {cam!r}: use an index (0, 1, ...) or 'picam' "
                           "('picam1' for a Pi 5's second camera)")
+    if 0 < cfg.source.idle_fps < 0.2:
+        raise ConfigError(f"source.idle_fps = {cfg.source.idle_fps}: 0 (off) or at least 0.2 "
+                          "(a frame every 5 s keeps the systemd watchdog fed)")
     if cfg.detect.max_size and cfg.detect.max_size < cfg.detect.min_size:
         raise ConfigError(f"detect.max_size = {cfg.detect.max_size} is below detect.min_size "
                           f"= {cfg.detect.min_size}")

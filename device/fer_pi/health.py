@@ -32,6 +32,7 @@ class HealthState:
 
     camera_state: str = "starting"  # starting, running, lost, retrying, ended
     camera_reconnects: int = 0
+    idle: bool = False  # no face for a while: the loop runs at source.idle_fps
     corrupt_frames: int = 0
     model: str = ""
     started: float = field(default_factory=time.monotonic)  # uptime must not step with NTP
@@ -94,6 +95,7 @@ def snapshot(state: HealthState, fps: float, faces: int, frames: int,
         "frames": frames,
         "stage_ms": {k: round(v, 3) for k, v in stage_ms.items()},
         "camera": {"state": state.camera_state, "reconnects": state.camera_reconnects},
+        "idle": state.idle,
         "corrupt_frames": state.corrupt_frames,
         "model": state.model,
         "room": state.room,
@@ -125,6 +127,8 @@ def prometheus(snap: dict) -> str:
            [("", 1 if snap["camera"]["state"] == "running" else 0)])
     metric("camera_reconnects_total", "counter", "Times the source was reopened",
            [("", snap["camera"]["reconnects"])])
+    metric("idle", "gauge", "1 while the loop runs at the idle rate (no face for a while)",
+           [("", int(snap.get("idle", False)))])
     metric("corrupt_frames_total", "counter", "Frames skipped as unreadable",
            [("", snap["corrupt_frames"])])
     counts = (snap.get("room") or {}).get("counts") or {}

@@ -117,9 +117,11 @@ After = Callable[[FrameResult, RunStats], None]
 
 def run(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink] = (),
         show: Show | None = None, stop: threading.Event | None = None,
-        max_frames: int = 0, after: Sequence[After] = ()) -> RunStats:
+        max_frames: int = 0, after: Sequence[After] = (),
+        pace: Callable[[FrameResult], float] | None = None) -> RunStats:
     """Drive frames through the pipeline until the source ends, ``stop`` is set,
-    the display quits or ``max_frames`` have been processed."""
+    the display quits or ``max_frames`` have been processed. ``pace`` (idle.IdlePacer)
+    returns how long to wait before the next frame is read."""
     stop = stop or threading.Event()
     stats = RunStats()
     while not stop.is_set():
@@ -144,6 +146,10 @@ def run(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink] = (),
             hook(result, stats)
         if max_frames and stats.frames >= max_frames:
             break
+        if pace is not None:
+            wait = pace(result)
+            if wait > 0:
+                stop.wait(wait)
     return stats
 
 

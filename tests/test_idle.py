@@ -1,0 +1,122 @@
+"""Idle pacing on the real pipeline (real cascade, real model), with a clock the test
+owns: a camera delivering 30 frames a second, an empty room, a visitor, an empty room."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+from fer_pi.config import Config, ConfigError, load_file
+from fer_pi.idle import IdlePacer
+from fer_pi.pipeline import build, run
+from fer_pi.schema import Frame
+from fer_pi.synth import Placement, background, compose
+
+CAMERA_PERIOD = 1 / 30
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class ClockEvent(threading.Event):
+    """A stop event whose wait passes the test's time instead of real time."""
+
+    def __init__(self, clock: Clock):
+        super().__init__()
+        self.clock = clock
+
+    def wait(self, timeout=None) -> bool:
+        self.clock.t += timeout or 0.0
+        return self.is_set()
+
+
+class ScriptedCamera:
+    """Each read blocks for one camera period, as a 30 FPS camera's does."""
+
+    name, corrupt_frames = "scripted", 0
+
+    def __init__(self, images: list[np.ndarray], clock: Clock):
+        self.images, self.clock, self.i = images, clock, 0
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> Frame | None:
+        if self.i >= len(self.images):
+            return None
+        self.clock.t += CAMERA_PERIOD
+        frame = Frame(self.i, self.clock.t, self.images[self.i], self.name,
+                      monotonic=self.clock.t)
+        self.i += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_empty_room_is_paced_and_a_face_brings_full_rate_back(face, caplog):
+    empty, visitor = background(640, 480), compose([Placement(120, 40, 400)], face=face)
+    script = [empty] * 60 + [visitor] * 3 + [empty] * 45
+    clock = Clock()
+    pacer = IdlePacer(fps=5, after_s=1.0, clock=clock)
+    seen: list[tuple[float, int]] = []
+    with caplog.at_level(logging.INFO, logger="fer_pi.idle"):
+        run(ScriptedCamera(script, clock), build(Config()), stop=ClockEvent(clock),
+            after=[lambda r, _s: seen.append((r.frame.steady_t, len(r.faces)))],
+            pace=pacer.wait_s)
+    times = np.array([t for t, _ in seen])
+    gaps = np.diff(times)
+    faces = [n for _, n in seen]
+    first_face = faces.index(1)
+    # the first second at the camera's rate, then one frame every 0.2 s
+    assert np.allclose(gaps[:29], CAMERA_PERIOD)
+    assert np.allclose(gaps[31:first_face], 0.2)
+    # the visitor is found on the next idle frame, and the rate is full again at once
+    assert times[first_face] - times[0] < 1.0 + 0.2 * (60 - 30) + 0.21
+    assert np.allclose(gaps[first_face:first_face + 30], CAMERA_PERIOD)
+    # an empty room again: full rate for a second after the last face, then idle
+    last_face = len(faces) - 1 - faces[::-1].index(1)
+    assert np.allclose(gaps[last_face:last_face + 29], CAMERA_PERIOD)
+    assert np.allclose(gaps[last_face + 31:], 0.2)
+    assert gaps[last_face + 31:].size > 0
+    assert "idle" in caplog.text and "full rate again" in caplog.text
+    # every frame of the script was read: pacing waits, it does not skip frames it read
+    assert len(seen) == len(script)
+
+
+def test_idle_fps_zero_never_waits():
+    clock = Clock()
+    pacer = IdlePacer(0, 1.0, clock=clock)
+
+    class Empty:
+        faces = ()
+
+    clock.t += 3600
+    assert pacer.wait_s(Empty()) == 0.0 and not pacer.idle
+
+
+def test_idle_settings_are_checked_before_start(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[source]\nidle_fps = 0.1\n")
+    with pytest.raises(ConfigError, match="source.idle_fps"):
+        load_file(path)
+    path.write_text("[source]\nidle_fps = 5\nidle_after_s = 0\n")
+    with pytest.raises(ConfigError, match="idle_after_s"):
+        load_file(path)
+
+
+def test_health_says_when_the_loop_is_idle():
+    from fer_pi.health import HealthState, prometheus
+
+    state = HealthState()
+    state.idle = True
+    snap = state.snapshot()
+    assert snap["idle"] is True and "fer_pi_idle 1" in prometheus(snap)
