@@ -162,3 +162,20 @@ def test_convert_bad_input(tmp_path, setup, needle):
     lines = [x for x in proc.stderr.splitlines() if x.startswith("fer-convert:")]
     assert len(lines) == 1 and needle in lines[0], proc.stderr[-1500:]
     assert "Traceback" not in proc.stderr
+
+
+def test_eval_against_a_second_model_is_a_paired_comparison(tmp_path):
+    from fer_pi.modelfile import resolve_model
+
+    seed, vgg = resolve_model("seed"), resolve_model("vgg")
+    ev = tool("evaluate", str(vgg), "--against", str(seed), "--data", str(DATA), "--out",
+              str(tmp_path), "--limit", "300")
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    rep = json.loads((tmp_path / f"eval_{vgg.stem}_PublicTest.json").read_text())
+    pr = rep["paired"]
+    assert pr["n"] == rep["n"] == 300 and pr["against"] == seed.name
+    # the disagreements are exactly the difference in accuracy
+    assert (pr["a_only"] - pr["b_only"]) == round((rep["accuracy"] - pr["against_accuracy"]) * 300)
+    assert 0 < pr["p_value"] <= 1 and "McNemar p" in ev.stdout
+    lo, hi = rep["accuracy_ci95"]
+    assert lo < rep["accuracy"] < hi

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from fer_pi.bench import infer_stats
+from fer_tools.metrics import wilson
 
 INTRO = """# fer-pi model card
 
@@ -60,6 +61,12 @@ def _load(path: Path) -> dict | None:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def _ci(ev: dict) -> str:
+    """The 95 % Wilson interval of an eval's accuracy: what the split can and cannot tell."""
+    lo, hi = wilson(round(ev["accuracy"] * ev["n"]), ev["n"])
+    return f"{100 * lo:.1f}–{100 * hi:.1f} %"
 
 
 def _latency(bench: dict | None, name: str, threads: int) -> float | None:
@@ -122,19 +129,25 @@ def model_section(models: Path, name: str, bench: dict | None) -> str:
         f"| Training.npz sha256 | `{meta['training']['data_sha256'].get('Training', 'n/a')}` |",
         "",
         "### Accuracy on PublicTest (validation, 3,589 images)", "",
-        "| model | accuracy | macro F1 |", "|---|---|---|",
+        "| model | accuracy | 95 % interval | macro F1 |", "|---|---|---|---|",
     ]
     if ev_f:
-        lines.append(f"| float (Keras) | {_pct(ev_f['accuracy'])} | {ev_f['macro_f1']:.4f} |")
+        lines.append(f"| float (Keras) | {_pct(ev_f['accuracy'])} | {_ci(ev_f)} | "
+                     f"{ev_f['macro_f1']:.4f} |")
     if ev_q:
-        lines.append(f"| **int8 (shipped)** | **{_pct(ev_q['accuracy'])}** | "
+        lines.append(f"| **int8 (shipped)** | **{_pct(ev_q['accuracy'])}** | {_ci(ev_q)} | "
                      f"{ev_q['macro_f1']:.4f} |")
     if ev_ff:
-        lines.append(f"| float + flip TTA | {_pct(ev_ff['accuracy'])} | {ev_ff['macro_f1']:.4f} |")
+        lines.append(f"| float + flip TTA | {_pct(ev_ff['accuracy'])} | {_ci(ev_ff)} | "
+                     f"{ev_ff['macro_f1']:.4f} |")
     if ev_qf:
         lines.append(f"| **int8 + flip TTA (the board's default, 2 inferences per face)** | "
-                     f"**{_pct(ev_qf['accuracy'])}** | {ev_qf['macro_f1']:.4f} |")
-    lines += ["", f"fer-convert measured float {_pct(acc['float'])} and int8 {_pct(acc['int8'])}: "
+                     f"**{_pct(ev_qf['accuracy'])}** | {_ci(ev_qf)} | {ev_qf['macro_f1']:.4f} |")
+    lines += ["", "The interval (Wilson, 95 %) is the range of true accuracies consistent with "
+              "what these 3,589 images measured. Two models are compared image by image "
+              "(`fer-eval A --against B`, exact McNemar test on the images where they "
+              "disagree), which is sharper than setting their intervals side by side.",
+              "", f"fer-convert measured float {_pct(acc['float'])} and int8 {_pct(acc['int8'])}: "
               f"int8 costs {100 * (acc['float'] - acc['int8']):+.2f} points.", ""]
     if ev_q:
         lines += ["Flip TTA classifies the face and its mirror image and averages the two; "

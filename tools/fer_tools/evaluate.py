@@ -1,7 +1,10 @@
 """fer-eval: score a .keras or .tflite model on a FER2013 split.
 
-Writes eval_<split>.json (accuracy, per-class precision/recall/F1, macro F1,
-confusion matrix) and confusion_<split>.png into --out.
+Writes eval_<split>.json (accuracy with its 95 % Wilson interval, per-class
+precision/recall/F1, macro F1, confusion matrix) and confusion_<split>.png into --out.
+With --against OTHER, also scores OTHER on the same images and says whether the two
+differ by more than the split can tell (exact McNemar test on the images where they
+disagree): the question before replacing a shipped model.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from fer_pi.labels import LABELS
 from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
-from fer_tools.metrics import plot_confusion, report
+from fer_tools.metrics import mcnemar, plot_confusion, report
 from fer_tools.predict import is_tflite
 
 
@@ -38,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--input-scale", type=float, default=1.0, help="Keras models only: input is "
                    "pixel*scale+offset")
     p.add_argument("--input-offset", type=float, default=0.0)
+    p.add_argument("--against", metavar="OTHER", default=None, help="a second model: a paired "
+                   "comparison on the same images (and the same --flip-tta)")
     return p.parse_args(argv)
 
 
@@ -68,8 +73,15 @@ def run(args) -> int:
     if args.limit:
         idx = stratified_subset(split.y, args.limit, 0)
         split = type(split)(split.name, split.x[idx], split.y[idx], split.path)
-    rep, _ = evaluate(path, split, args.flip_tta, args.threads, args.input_scale,
-                      args.input_offset)
+    rep, probs = evaluate(path, split, args.flip_tta, args.threads, args.input_scale,
+                          args.input_offset)
+    if args.against:
+        other = Path(args.against)
+        rep_b, probs_b = evaluate(other, split, args.flip_tta, args.threads, args.input_scale,
+                                  args.input_offset)
+        rep["paired"] = {"against": other.name, "against_sha256": file_sha256(other),
+                         "against_accuracy": rep_b["accuracy"],
+                         **mcnemar(probs.argmax(1) == split.y, probs_b.argmax(1) == split.y)}
     rep.update({"model": path.name, "model_sha256": file_sha256(path), "split": split.name,
                 "flip_tta": args.flip_tta, "limit": args.limit,
                 "split_role": {"PublicTest": "validation", "Training": "training"}.get(
@@ -81,11 +93,19 @@ def run(args) -> int:
     plot_confusion(rep, out / f"confusion_{stem}.png",
                    f"{path.name} on {split.name} ({rep['n']} images): acc {rep['accuracy']:.3f}")
     print(f"{path.name} on {split.name} ({rep['split_role']}, {rep['n']} images"
-          f"{', flip TTA' if args.flip_tta else ''}): accuracy {rep['accuracy']:.4f}, "
+          f"{', flip TTA' if args.flip_tta else ''}): accuracy {rep['accuracy']:.4f} "
+          f"(95 % interval {rep['accuracy_ci95'][0]:.4f}-{rep['accuracy_ci95'][1]:.4f}), "
           f"macro F1 {rep['macro_f1']:.4f}")
     for name, c in rep["per_class"].items():
         print(f"  {name:9s} precision {c['precision']:.3f}  recall {c['recall']:.3f}  "
               f"f1 {c['f1']:.3f}  n={c['support']}")
+    if "paired" in rep:
+        pr = rep["paired"]
+        print(f"against {pr['against']}: accuracy {pr['against_accuracy']:.4f}; "
+              f"{path.name} alone right on {pr['a_only']} images, {pr['against']} alone on "
+              f"{pr['b_only']}: difference {100 * pr['difference']:+.2f} points, McNemar "
+              f"p = {pr['p_value']:.3f}"
+              + (" (not a difference this split can tell)" if pr["p_value"] >= 0.05 else ""))
     print(f"wrote {out / f'eval_{stem}.json'} and confusion_{stem}.png")
     return 0
 

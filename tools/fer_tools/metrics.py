@@ -1,8 +1,14 @@
-"""Classification metrics in plain numpy (no scikit-learn on the host either)."""
+"""Classification metrics in plain numpy (no scikit-learn on the host either), and the
+two statistics an honest comparison of accuracies needs; both are textbook formulas,
+written out here rather than adding scipy/statsmodels to the host tools for two lines."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+Z95 = 1.959963984540054
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
@@ -22,6 +28,7 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> d
     return {
         "n": int(m.sum()),
         "accuracy": float(tp.sum() / max(1, m.sum())),
+        "accuracy_ci95": list(wilson(int(tp.sum()), int(m.sum()))),
         "macro_f1": float(f1.mean()),
         "per_class": {
             name: {"precision": float(precision[i]), "recall": float(recall[i]),
@@ -31,6 +38,30 @@ def report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> d
         "confusion": m.tolist(),
         "labels": list(labels),
     }
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for k right of n: the range of accuracies this test set cannot
+    tell apart (on 3,589 images about ±1.6 points at 65 %)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(max(0.0, centre - half), 5), round(min(1.0, centre + half), 5))
+
+
+def mcnemar(a_right: np.ndarray, b_right: np.ndarray) -> dict:
+    """Two models on the same images: the exact (binomial) McNemar test. Only the images
+    one gets right and the other wrong carry evidence; p is two-sided."""
+    a_right, b_right = np.asarray(a_right, bool), np.asarray(b_right, bool)
+    a_only, b_only = int((a_right & ~b_right).sum()), int((~a_right & b_right).sum())
+    n = a_only + b_only
+    tail = sum(math.comb(n, i) for i in range(min(a_only, b_only) + 1)) / 2 ** n if n else 1.0
+    return {"n": int(a_right.size), "both_right": int((a_right & b_right).sum()),
+            "a_only": a_only, "b_only": b_only,
+            "difference": (a_only - b_only) / max(1, a_right.size),
+            "p_value": min(1.0, 2 * tail)}
 
 
 def plot_confusion(rep: dict, path, title: str) -> None:
