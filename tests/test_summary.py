@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import run_cli
@@ -152,3 +153,37 @@ def test_files_given_together_are_one_stream(results, tmp_path):
     split = {f["track_id"] for x in lines[:half] for f in json.loads(x)["faces"]} & \
         {f["track_id"] for x in lines[half:] for f in json.loads(x)["faces"]}
     assert split, "the clip should have a face in view on both sides of the cut"
+
+
+def test_by_hour_counts_faces_and_labels_per_period_of_local_time():
+    t9 = time.mktime((2026, 11, 26, 9, 59, 58, 0, 0, -1))
+
+    def fr(i, dt, *faces):
+        return FrameRow(i, t9 + dt, tuple(FaceRow(tid, shown, 0.5) for tid, shown in faces))
+
+    frames = [fr(0, 0, (1, "happy")), fr(1, 1, (1, "happy"), (2, "sad")),
+              fr(2, 3, (1, "neutral")),  # 10:00:01: face 1 is in both hours
+              fr(3, 4, (3, "angry"), (None, "fear")), fr(4, 5, (3, "angry")), fr(5, 6)]
+    s = summarize(frames, min_frames=2, by="hour")  # face 2 (one frame) is left out
+    nine, ten = s["periods"]
+    assert (nine["period"], ten["period"]) == ("2026-11-26 09:00", "2026-11-26 10:00")
+    assert (nine["frames"], nine["faces"], nine["face_frames"]) == (2, 1, 2)
+    assert nine["shares"] == {"happy": 1.0}
+    assert (ten["frames"], ten["faces"], ten["face_frames"]) == (4, 2, 4)
+    assert ten["shares"] == {"angry": 0.5, "neutral": 0.25, "fear": 0.25}
+    assert ten["most_shown"] == "angry"
+    assert sum(p["face_frames"] for p in s["periods"]) == s["room"]["face_frames"]
+    assert "periods" not in summarize(frames)  # without --by the summary is as before
+
+
+def test_cli_by_minute_and_its_csv(results, tmp_path):
+    out = tmp_path / "minutes.csv"
+    r = summary_cli(str(results["jsonl"]), "--by", "minute", "--by-csv", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["by"] == "minute" and sum(p["frames"] for p in s["periods"]) == s["frames"]
+    rows = list(csv.DictReader(out.open()))
+    assert [x["period"] for x in rows] == [p["period"] for p in s["periods"]]
+    assert [int(x["faces"]) for x in rows] == [p["faces"] for p in s["periods"]]
+    r = summary_cli(str(results["jsonl"]), "--by-csv", str(out))
+    assert r.returncode == 2 and "--by" in r.stderr

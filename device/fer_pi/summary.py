@@ -5,6 +5,7 @@ for how long, and which labels the board showed it with.
     fer-summary results.csv --json       # the same, as JSON
     fer-summary results.jsonl --csv faces.csv   # one row per face, for a spreadsheet
     fer-summary results/2026-11-*.jsonl  # a month of daily files, read in the order given
+    fer-summary results.jsonl --by hour  # the room hour by hour (--by-csv FILE: a spreadsheet)
 
 It reads what `fer-pi --output` wrote (.jsonl or .csv, a file cut short included: an
 unreadable line is skipped and counted, never fatal), so a museum or a study gets the
@@ -25,6 +26,7 @@ import csv
 import io
 import json
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +35,8 @@ from pathlib import Path
 from fer_pi.events import UNCERTAIN
 
 EXIT_INPUT, EXIT_OUTPUT = 3, 5  # as fer-pi's: input cannot be opened, output not written
+# --by: periods of local time, named so that sorting the names sorts the periods
+PERIODS = {"minute": "%Y-%m-%d %H:%M", "hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d"}
 
 
 class SummaryError(Exception):
@@ -69,6 +73,25 @@ class TrackSummary:
                 "last_t": round(self.last_t, 3), "seconds": round(self.last_t - self.first_t, 3),
                 "frames": self.frames, "most_shown": most_shown(self.labels),
                 "shares": shares, "mean_confidence": round(self.confidence_sum / self.frames, 4)}
+
+
+@dataclass
+class PeriodCounts:
+    frames: int = 0
+    tracks: dict[tuple[int, int], Counter] = field(default_factory=dict)
+    untracked: Counter = field(default_factory=Counter)
+
+    def to_dict(self, name: str, left_out: set) -> dict:
+        labels = Counter(self.untracked)
+        faces = 0
+        for key, counts in self.tracks.items():
+            if key not in left_out:
+                faces += 1
+                labels.update(counts)
+        n = sum(labels.values())
+        return {"period": name, "frames": self.frames, "faces": faces, "face_frames": n,
+                "most_shown": most_shown(labels),
+                "shares": {k: round(v / n, 4) for k, v in labels.most_common()}}
 
 
 def most_shown(counts: Counter) -> str:
@@ -161,14 +184,18 @@ def read_frames(path: Path) -> tuple[list[FrameRow], int]:
     return frames, skipped[0]
 
 
-def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1) -> dict:
+def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1,
+              by: str | None = None) -> dict:
     """One pass over the frames. ``min_frames``: tracks seen in fewer frames (a passing
-    false detection) are left out, of the room's shares too, and counted."""
+    false detection) are left out, of the room's shares too, and counted. ``by`` (a key
+    of PERIODS) adds the room per period of local time: faces seen, face-frames, shares."""
     tracks: dict[tuple[int, int], TrackSummary] = {}
     room: Counter = Counter()
     untracked = n_frames = with_faces = 0
     run, last_frame = 1, None
     t_min, t_max = float("inf"), float("-inf")
+    periods: dict[str, PeriodCounts] = {}
+    minute_names: dict[int, str] = {}  # every period is whole minutes: name each minute once
     for fr in frames:
         if last_frame is not None and fr.frame <= last_frame:
             run += 1  # fer-pi restarted: frame numbers and track IDs begin again
@@ -176,8 +203,22 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1)
         n_frames += 1
         with_faces += bool(fr.faces)
         t_min, t_max = min(t_min, fr.timestamp), max(t_max, fr.timestamp)
+        period = None
+        if by:
+            minute = int(fr.timestamp // 60)
+            name = minute_names.get(minute)
+            if name is None:
+                name = minute_names[minute] = time.strftime(PERIODS[by],
+                                                            time.localtime(minute * 60))
+            period = periods.setdefault(name, PeriodCounts())
+            period.frames += 1
         for face in fr.faces:
             room[face.shown] += 1
+            if period is not None:
+                if face.track_id is None:
+                    period.untracked[face.shown] += 1
+                else:
+                    period.tracks.setdefault((run, face.track_id), Counter())[face.shown] += 1
             if face.track_id is None:
                 untracked += 1
                 continue
@@ -192,7 +233,7 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1)
         room.subtract(tracks.pop(k).labels)
     room = +room  # drop the labels left at zero
     face_frames = sum(room.values())
-    return {
+    summary = {
         "frames": n_frames,
         "runs": run if n_frames else 0,
         "skipped_lines": skipped,
@@ -205,11 +246,16 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1)
                  "shares": {k: round(n / face_frames, 4) for k, n in room.most_common()}},
         "tracks": [tracks[k].to_dict() for k in sorted(tracks)],
     }
+    if by:
+        left_out = set(short)
+        summary["by"] = by
+        summary["periods"] = [periods[k].to_dict(k, left_out) for k in sorted(periods)]
+    return summary
 
 
-def summarize_files(paths: list[Path], min_frames: int = 1) -> dict:
+def summarize_files(paths: list[Path], min_frames: int = 1, by: str | None = None) -> dict:
     skipped = [0]
-    summary = summarize(iter_files(paths, skipped), 0, min_frames)
+    summary = summarize(iter_files(paths, skipped), 0, min_frames, by)
     summary["skipped_lines"] = skipped[0]
     if skipped[0] and not summary["frames"]:
         raise SummaryError(f"not a fer-pi results file: {', '.join(map(str, paths))} "
@@ -245,21 +291,36 @@ def render_text(what: str, s: dict) -> str:
                          f"{_shares_text(t['shares'])}")
     if s["room"]["face_frames"]:
         lines.append(f"all faces: {_shares_text(s['room']['shares'], most=8)}")
+    if s.get("periods"):
+        lines.append(f"{'by ' + s['by']:<16} {'frames':>8} {'faces':>6} {'face-frames':>11}  "
+                     f"{'most shown':<11} shares")
+        for per in s["periods"]:
+            lines.append(f"{per['period']:<16} {per['frames']:>8} {per['faces']:>6} "
+                         f"{per['face_frames']:>11}  {per['most_shown']:<11} "
+                         f"{_shares_text(per['shares'])}")
     return "\n".join(lines)
 
 
 def write_tracks_csv(path: Path, s: dict) -> None:
-    """A share column per label the file holds: FER2013's order first, then any other."""
+    _write_csv(path, s["tracks"], ["run", "track_id", "first_t", "last_t", "seconds", "frames",
+                                   "most_shown", "mean_confidence"])
+
+
+def write_periods_csv(path: Path, s: dict) -> None:
+    _write_csv(path, s.get("periods", []), ["period", "frames", "faces", "face_frames",
+                                            "most_shown"])
+
+
+def _write_csv(path: Path, items: list[dict], columns: list[str]) -> None:
+    """The columns, then a share column per label the items hold: FER2013's order first,
+    then any other."""
     from fer_pi.labels import LABELS
 
-    seen = {k for t in s["tracks"] for k in t["shares"]}
+    seen = {k for it in items for k in it["shares"]}
     labels = [*LABELS, UNCERTAIN] + sorted(seen - {*LABELS, UNCERTAIN})
-    rows = [["run", "track_id", "first_t", "last_t", "seconds", "frames", "most_shown",
-             "mean_confidence", *(f"share_{k}" for k in labels)]]
-    for t in s["tracks"]:
-        rows.append([t["run"], t["track_id"], t["first_t"], t["last_t"], t["seconds"], t["frames"],
-                     t["most_shown"], t["mean_confidence"],
-                     *(t["shares"].get(k, 0.0) for k in labels)])
+    rows = [[*columns, *(f"share_{k}" for k in labels)]]
+    rows += [[*(it[c] for c in columns), *(it["shares"].get(k, 0.0) for k in labels)]
+             for it in items]
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)
     try:
@@ -278,22 +339,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-frames", type=int, default=1, metavar="N",
                    help="leave out faces tracked in fewer than N frames (brief false "
                    "detections); default 1: keep all")
+    p.add_argument("--by", choices=sorted(PERIODS), help="also the room per minute, hour or "
+                   "day of local time: faces seen, face-frames, shares of shown labels")
+    p.add_argument("--by-csv", metavar="FILE", help="with --by: also write one row per period "
+                   "to FILE")
     args = p.parse_args(argv)
+    if args.by_csv and not args.by:
+        p.error("--by-csv needs --by minute|hour|day")
     if args.min_frames < 1:
         p.error(f"--min-frames must be at least 1, not {args.min_frames}")
     paths = [Path(r) for r in args.results]
     what = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files ({paths[0]} ... {paths[-1]})"
     try:
-        summary = summarize_files(paths, args.min_frames)
+        summary = summarize_files(paths, args.min_frames, args.by)
     except SummaryError as exc:
         print(f"fer-summary: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    if args.csv:
-        try:
+    try:
+        if args.csv:
             write_tracks_csv(Path(args.csv), summary)
-        except SummaryError as exc:
-            print(f"fer-summary: {exc}", file=sys.stderr)
-            return EXIT_OUTPUT
+        if args.by_csv:
+            write_periods_csv(Path(args.by_csv), summary)
+    except SummaryError as exc:
+        print(f"fer-summary: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     print(json.dumps(summary, indent=1) if args.json else render_text(what, summary))
     return 0
 
