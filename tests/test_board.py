@@ -226,3 +226,19 @@ def test_rotate_turns_the_whole_board_clockwise(face, rotate, k):
     upright = pygame.Surface(upright_size)
     Board(LABELS).draw(upright, _result(face), BoardStats(), overlay=False)
     assert np.array_equal(shown, np.rot90(frame_to_array(upright), k=k))
+
+
+def test_no_picture_leaves_no_card_of_the_faces_last_seen(face):
+    """While the camera is lost or closed for the night the board draws no picture; the
+    cards (thumbnails) of whoever stood there last must go with it."""
+    pygame.display.init()
+    size = (800, 480)
+    waiting = BoardStats(status="camera lost, retrying in 2 s")
+    fresh = pygame.Surface(size)
+    Board(LABELS).draw(fresh, None, waiting)
+    board, after = Board(LABELS), pygame.Surface(size)
+    board.draw(after, _result(face), BoardStats())
+    assert board.cards
+    board.draw(after, None, waiting)
+    assert not board.cards
+    assert np.array_equal(frame_to_array(after), frame_to_array(fresh))

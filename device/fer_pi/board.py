@@ -132,6 +132,8 @@ class Board:
         if result is not None:
             self._update_cards(result)
             self._draw_picture(surface, lay, result)
+        else:  # no picture (the camera is lost or closed for the night): nobody is known to
+            self.cards.clear()  # be in view, and no face's thumbnail may stay on the screen
         self._draw_panel(surface, lay, result)
         if stats.status:
             self._banner(surface, lay, stats.status)
