@@ -11,12 +11,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
+from fer_pi.hours import Hours
 from fer_pi.schema import Frame
 
 log = logging.getLogger(__name__)
@@ -313,11 +315,16 @@ class ResilientSource:
 
     ``on_wait`` is called at least once a second while waiting (board banner,
     watchdog keepalive), so a deliberate wait never looks like a hang.
+
+    With ``hours`` (hours.Hours) the camera is closed outside them (state "closed") and
+    opened again when they begin, without counting that as a reconnect.
     """
 
     def __init__(self, make: Callable[[], FrameSource], stop: threading.Event,
                  max_backoff_s: float = 10.0, on_wait: Callable[[str], None] | None = None,
-                 first_backoff_s: float = 0.5):
+                 first_backoff_s: float = 0.5, hours: Hours | None = None,
+                 now: Callable[[], datetime] = datetime.now):
+        self.hours, self.now = hours, now
         self.make, self.stop = make, stop
         self.max_backoff_s, self.first_backoff_s = max_backoff_s, first_backoff_s
         self.on_wait = on_wait or (lambda _msg: None)
@@ -336,9 +343,30 @@ class ResilientSource:
         self.inner.open()  # a camera absent at start is an error the user must see
         self.name = self.inner.name
         self.state = "running"
+        if self._closed_now():  # it is there; now close it until the hours begin
+            self._close_inner()
+            self.state = "closed"
+
+    def _closed_now(self) -> bool:
+        return self.hours is not None and not self.hours.is_open(self.now())
+
+    def _wait_for_hours(self) -> None:
+        self._close_inner()
+        self.state = "closed"
+        opens = self.hours.next_open(self.now())
+        log.info("outside source.hours (%s): camera closed until %s", self.hours,
+                 opens.strftime("%H:%M"))
+        while not self.stop.is_set() and self._closed_now():
+            self.on_wait(f"closed until {opens:%H:%M}")
+            self.stop.wait(1.0)
+        if not self.stop.is_set():
+            self._reconnect(try_now=True, counted=False)
 
     def read(self) -> Frame | None:
         while not self.stop.is_set():
+            if self._closed_now():
+                self._wait_for_hours()
+                continue
             try:
                 frame = self.inner.read() if self.inner else None
             except SourceError as exc:
@@ -355,12 +383,13 @@ class ResilientSource:
             return frame
         return None
 
-    def _reconnect(self) -> None:
+    def _reconnect(self, try_now: bool = False, counted: bool = True) -> None:
         self._close_inner()
         delay = self.first_backoff_s
         while not self.stop.is_set():
             self.state = "retrying"
-            deadline = time.monotonic() + delay
+            deadline = time.monotonic() + (0.0 if try_now else delay)
+            try_now = False
             while not self.stop.is_set() and time.monotonic() < deadline:
                 left = deadline - time.monotonic()
                 self.on_wait(f"camera lost, retrying in {max(0, left):.0f} s")
@@ -375,8 +404,11 @@ class ResilientSource:
                 delay = min(self.max_backoff_s, delay * 2)
                 continue
             self.inner = src
-            self.reconnects += 1
-            log.warning("%s is back (reconnect %d)", src.name, self.reconnects)
+            if counted:
+                self.reconnects += 1
+                log.warning("%s is back (reconnect %d)", src.name, self.reconnects)
+            else:
+                log.info("%s open: source.hours began", src.name)
             return
 
     def _close_inner(self) -> None:

@@ -18,6 +18,7 @@ from fer_pi import __version__
 from fer_pi import config as cfgmod
 from fer_pi.camera import SourceError
 from fer_pi.detect import DetectorError
+from fer_pi.hours import Hours
 from fer_pi.idle import IdlePacer
 from fer_pi.modelfile import ModelError
 from fer_pi.output import OutputError
@@ -185,7 +186,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
 
     def on_wait(message: str) -> None:
         """The camera is being retried: say so on the board, to systemd and in health."""
-        state.camera_state = "retrying"
+        state.camera_state = getattr(source, "state", "retrying")  # or closed (hours)
         notifier.keepalive(message)
         if display is not None:
             from fer_pi.pipeline import RunStats
@@ -218,7 +219,8 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             return make_source(s.camera, width=s.width, height=s.height, fps=s.fps,
                                detect_width=dw, rotate=s.rotate)
 
-        source = ResilientSource(reopen, stop, s.reconnect_max_s, on_wait)
+        source = ResilientSource(reopen, stop, s.reconnect_max_s, on_wait,
+                                 hours=Hours.parse(s.hours))
     source.open()
     log.info("source: %s", source.name)
 

@@ -14,6 +14,8 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from fer_pi.hours import Hours
+
 
 class ConfigError(Exception):
     """A setting that cannot be used; the message names the key."""
@@ -45,6 +47,10 @@ class SourceConfig:
                           "camera mounted upside down (180) or on its side; faces must be "
                           "upright to be found", choices=ROTATIONS,
                           flag="--camera-rotate")
+    hours: str = setting("", "with a camera: when it may watch, local time: '08:00-18:00' "
+                         "(several: '08:00-12:00,13:00-17:00'; across midnight: "
+                         "'22:00-06:00'); outside them the camera is closed and the board "
+                         "says when it opens (empty: always)", flag="--hours")
     idle_fps: float = setting(0.0, "with a camera: after idle_after_s without a face, read and "
                               "process only this many frames a second until a face appears, "
                               "for a cooler Pi in an empty room (0: always full rate)", 0.0,
@@ -275,6 +281,10 @@ def validate(cfg: Config) -> None:
     if cam and not re.fullmatch(r"\d+|picam\d?", cam):
         raise ConfigError(f"source.camera = {cam!r}: use an index (0, 1, ...) or 'picam' "
                           "('picam1' for a Pi 5's second camera)")
+    try:
+        Hours.parse(cfg.source.hours)
+    except ValueError as exc:
+        raise ConfigError(f"source.hours = {cfg.source.hours!r}: {exc}") from None
     if 0 < cfg.source.idle_fps < 0.2:
         raise ConfigError(f"source.idle_fps = {cfg.source.idle_fps}: 0 (off) or at least 0.2 "
                           "(a frame every 5 s keeps the systemd watchdog fed)")

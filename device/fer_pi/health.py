@@ -30,7 +30,7 @@ class HealthState:
     status endpoint, MQTT): the loop calls ``update`` once a frame, readers call
     ``snapshot``. The camera wrapper updates the camera fields."""
 
-    camera_state: str = "starting"  # starting, running, lost, retrying, ended
+    camera_state: str = "starting"  # starting, running, lost, retrying, closed, ended
     camera_reconnects: int = 0
     idle: bool = False  # no face for a while: the loop runs at source.idle_fps
     corrupt_frames: int = 0

@@ -1,0 +1,115 @@
+"""Opening hours (source.hours): the camera is closed outside them and the board says
+when it opens; a camera that comes back at opening time is not a reconnect."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from fer_pi.camera import ResilientSource
+from fer_pi.config import ConfigError, from_dict
+from fer_pi.hours import Hours
+from fer_pi.schema import Frame
+
+
+class Clock:
+    def __init__(self, t: datetime):
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+class ClockEvent(threading.Event):
+    def __init__(self, clock: Clock):
+        super().__init__()
+        self.clock = clock
+
+    def wait(self, timeout=None) -> bool:
+        self.clock.t += timedelta(seconds=timeout or 0.0)
+        return self.is_set()
+
+
+class Camera:
+    """A camera whose every frame takes a second of the test's time."""
+
+    opened = 0
+    closed = 0
+
+    def __init__(self, clock: Clock):
+        self.clock, self.name, self.corrupt_frames, self.count = clock, "cam", 0, 0
+
+    def open(self) -> None:
+        Camera.opened += 1
+
+    def read(self) -> Frame:
+        self.clock.t += timedelta(seconds=1)
+        self.count += 1
+        return Frame(self.count, self.clock.t.timestamp(), np.zeros((4, 4, 3), np.uint8))
+
+    def close(self) -> None:
+        Camera.closed += 1
+
+
+@pytest.mark.parametrize("text, inside, outside", [
+    ("08:00-18:00", ["08:00", "12:00", "17:59"], ["07:59", "18:00", "23:30"]),
+    ("22:00-06:00", ["22:00", "23:59", "00:00", "05:59"], ["06:00", "12:00", "21:59"]),
+    ("8:00-12:00, 13:00-17:00", ["08:30", "13:00"], ["12:00", "12:59", "17:00"]),
+])
+def test_hours_parse_and_contain(text, inside, outside):
+    hours = Hours.parse(text)
+    day = datetime(2026, 11, 26)
+
+    def at(hm):
+        h, m = map(int, hm.split(":"))
+        return day.replace(hour=h, minute=m)
+
+    assert all(hours.is_open(at(x)) for x in inside)
+    assert not any(hours.is_open(at(x)) for x in outside)
+    for x in outside:  # the next opening is open, and every minute before it is closed
+        nxt = hours.next_open(at(x))
+        assert hours.is_open(nxt) and not hours.is_open(nxt - timedelta(minutes=1))
+
+
+@pytest.mark.parametrize("bad", ["9-17", "08:00", "25:00-26:00", "08:00-08:00", "08:00-18:00,x"])
+def test_bad_hours_are_refused_naming_the_key(bad):
+    with pytest.raises(ConfigError, match="source.hours"):
+        from_dict({"source": {"hours": bad}})
+
+
+def test_the_camera_closes_at_closing_time_and_opens_at_opening_time():
+    Camera.opened = Camera.closed = 0
+    clock = Clock(datetime(2026, 11, 26, 17, 59, 50))
+    stop, waits = ClockEvent(clock), []
+    src = ResilientSource(lambda: Camera(clock), stop, hours=Hours.parse("09:00-18:00"),
+                          now=clock, on_wait=waits.append)
+    src.open()
+    frames = [src.read() for _ in range(10)]  # read at 17:59:50 .. 17:59:59
+    assert all(f is not None for f in frames) and src.state == "running"
+    nxt = src.read()  # 18:00: closed until 09:00, then open again
+    assert Camera.closed == 1 and Camera.opened == 2
+    assert clock.t >= datetime(2026, 11, 27, 9, 0) and clock.t < datetime(2026, 11, 27, 9, 0, 5)
+    assert nxt is not None and nxt.index == 10  # frame numbers go on
+    assert waits and set(waits) == {"closed until 09:00"}
+    assert src.reconnects == 0 and src.state == "running"
+
+
+def test_started_outside_the_hours_the_camera_is_checked_then_closed():
+    Camera.opened = Camera.closed = 0
+    clock = Clock(datetime(2026, 11, 26, 23, 0))
+    src = ResilientSource(lambda: Camera(clock), ClockEvent(clock),
+                          hours=Hours.parse("07:30-16:00"), now=clock)
+    src.open()  # an absent camera would fail here, at start, where the user sees it
+    assert (Camera.opened, Camera.closed, src.state) == (1, 1, "closed")
+    assert src.read() is not None and clock.t.hour == 7 and clock.t.minute == 30
+
+
+def test_cli_refuses_bad_hours_before_anything_starts():
+    from conftest import run_cli
+
+    proc = run_cli("--camera", "0", "--hours", "9-17", "--headless")
+    assert proc.returncode != 0 and "source.hours" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
