@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +79,28 @@ def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subpro
     full_env = {**os.environ, "SDL_VIDEODRIVER": "dummy", **(env or {})}
     return subprocess.run([sys.executable, "-m", "fer_pi.cli", *args], capture_output=True,
                           text=True, timeout=timeout, env=full_env)
+
+
+class FakeClock:
+    """Time the test owns: float seconds (a monotonic clock) or a datetime (wall time)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds) if isinstance(self.t, datetime) else seconds
+
+
+class ClockEvent(threading.Event):
+    """A stop event whose wait passes the test's time instead of real time."""
+
+    def __init__(self, clock: FakeClock):
+        super().__init__()
+        self.clock = clock
+
+    def wait(self, timeout=None) -> bool:
+        self.clock.advance(timeout or 0.0)
+        return self.is_set()

@@ -3,34 +3,16 @@ when it opens; a camera that comes back at opening time is not a reconnect."""
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
+from conftest import ClockEvent, FakeClock
 
 from fer_pi.camera import ResilientSource
 from fer_pi.config import ConfigError, from_dict
 from fer_pi.hours import Hours
 from fer_pi.schema import Frame
-
-
-class Clock:
-    def __init__(self, t: datetime):
-        self.t = t
-
-    def __call__(self) -> datetime:
-        return self.t
-
-
-class ClockEvent(threading.Event):
-    def __init__(self, clock: Clock):
-        super().__init__()
-        self.clock = clock
-
-    def wait(self, timeout=None) -> bool:
-        self.clock.t += timedelta(seconds=timeout or 0.0)
-        return self.is_set()
 
 
 class Camera:
@@ -39,7 +21,7 @@ class Camera:
     opened = 0
     closed = 0
 
-    def __init__(self, clock: Clock):
+    def __init__(self, clock: FakeClock):
         self.clock, self.name, self.corrupt_frames, self.count = clock, "cam", 0, 0
 
     def open(self) -> None:
@@ -82,7 +64,7 @@ def test_bad_hours_are_refused_naming_the_key(bad):
 
 def test_the_camera_closes_at_closing_time_and_opens_at_opening_time():
     Camera.opened = Camera.closed = 0
-    clock = Clock(datetime(2026, 11, 26, 17, 59, 50))
+    clock = FakeClock(datetime(2026, 11, 26, 17, 59, 50))
     stop, waits = ClockEvent(clock), []
     src = ResilientSource(lambda: Camera(clock), stop, hours=Hours.parse("09:00-18:00"),
                           now=clock, on_wait=waits.append)
@@ -99,7 +81,7 @@ def test_the_camera_closes_at_closing_time_and_opens_at_opening_time():
 
 def test_started_outside_the_hours_the_camera_is_checked_then_closed():
     Camera.opened = Camera.closed = 0
-    clock = Clock(datetime(2026, 11, 26, 23, 0))
+    clock = FakeClock(datetime(2026, 11, 26, 23, 0))
     src = ResilientSource(lambda: Camera(clock), ClockEvent(clock),
                           hours=Hours.parse("07:30-16:00"), now=clock)
     src.open()  # an absent camera would fail here, at start, where the user sees it

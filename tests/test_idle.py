@@ -4,10 +4,10 @@ owns: a camera delivering 30 frames a second, an empty room, a visitor, an empty
 from __future__ import annotations
 
 import logging
-import threading
 
 import numpy as np
 import pytest
+from conftest import ClockEvent, FakeClock
 
 from fer_pi.config import Config, ConfigError, load_file
 from fer_pi.idle import IdlePacer
@@ -18,32 +18,12 @@ from fer_pi.synth import Placement, background, compose
 CAMERA_PERIOD = 1 / 30
 
 
-class Clock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class ClockEvent(threading.Event):
-    """A stop event whose wait passes the test's time instead of real time."""
-
-    def __init__(self, clock: Clock):
-        super().__init__()
-        self.clock = clock
-
-    def wait(self, timeout=None) -> bool:
-        self.clock.t += timeout or 0.0
-        return self.is_set()
-
-
 class ScriptedCamera:
     """Each read blocks for one camera period, as a 30 FPS camera's does."""
 
     name, corrupt_frames = "scripted", 0
 
-    def __init__(self, images: list[np.ndarray], clock: Clock):
+    def __init__(self, images: list[np.ndarray], clock: FakeClock):
         self.images, self.clock, self.i = images, clock, 0
 
     def open(self) -> None:
@@ -65,7 +45,7 @@ class ScriptedCamera:
 def test_an_empty_room_is_paced_and_a_face_brings_full_rate_back(face, caplog):
     empty, visitor = background(640, 480), compose([Placement(120, 40, 400)], face=face)
     script = [empty] * 60 + [visitor] * 3 + [empty] * 45
-    clock = Clock()
+    clock = FakeClock(1000.0)
     pacer = IdlePacer(fps=5, after_s=1.0, clock=clock)
     seen: list[tuple[float, int]] = []
     with caplog.at_level(logging.INFO, logger="fer_pi.idle"):
@@ -93,7 +73,7 @@ def test_an_empty_room_is_paced_and_a_face_brings_full_rate_back(face, caplog):
 
 
 def test_idle_fps_zero_never_waits():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     pacer = IdlePacer(0, 1.0, clock=clock)
 
     class Empty:
