@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from fer_pi.schema import Face, FrameResult
-
-UNCERTAIN = "uncertain"
+from fer_pi.smooth import UNCERTAIN
 
 
 @dataclass(frozen=True)
