@@ -104,3 +104,54 @@ class ClockEvent(threading.Event):
     def wait(self, timeout=None) -> bool:
         self.clock.advance(timeout or 0.0)
         return self.is_set()
+
+
+STUB_PICAMERA2 = '''
+import numpy as np
+
+class Picamera2:
+    """A stand-in Pi camera for a real fer-pi process: grey frames, counted opens."""
+
+    def __init__(self, camera_num=0):
+        self.config = None
+
+    def create_video_configuration(self, main, lores=None, controls=None, buffer_count=4):
+        return {"main": dict(main), "lores": dict(lores) if lores else None}
+
+    def align_configuration(self, config):
+        pass
+
+    def configure(self, config):
+        self.config = config
+
+    def camera_configuration(self):
+        return self.config
+
+    def start(self):
+        print("stub camera started", flush=True)
+
+    def capture_arrays(self, names):
+        w, h = self.config["main"]["size"]
+        lw, lh = self.config["lores"]["size"]
+        return [np.full((h, w, 3), 120, np.uint8), np.full((lh * 3 // 2, lw), 120, np.uint8)], {}
+
+    def capture_array(self, name="main"):
+        w, h = self.config["main"]["size"]
+        return np.full((h, w, 3), 120, np.uint8)
+
+    def stop(self):
+        print("stub camera stopped", flush=True)
+
+    def close(self):
+        pass
+'''
+
+
+@pytest.fixture
+def stub_picamera2(tmp_path) -> Path:
+    """A folder for PYTHONPATH holding a stand-in picamera2 (grey frames; it prints when the
+    camera starts and stops), so a real fer-pi process can run --camera picam off a Pi."""
+    folder = tmp_path / "stub"
+    (folder / "picamera2").mkdir(parents=True)
+    (folder / "picamera2" / "__init__.py").write_text(STUB_PICAMERA2)
+    return folder

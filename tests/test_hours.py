@@ -97,48 +97,10 @@ def test_cli_refuses_bad_hours_before_anything_starts():
     assert proc.stderr.strip().count("\n") == 0
 
 
-STUB_PICAMERA2 = '''
-import numpy as np
-
-class Picamera2:
-    """A stand-in Pi camera for a real fer-pi process: grey frames, counted opens."""
-
-    def __init__(self, camera_num=0):
-        self.config = None
-
-    def create_video_configuration(self, main, lores=None, controls=None, buffer_count=4):
-        return {"main": dict(main), "lores": dict(lores) if lores else None}
-
-    def align_configuration(self, config):
-        pass
-
-    def configure(self, config):
-        self.config = config
-
-    def camera_configuration(self):
-        return self.config
-
-    def start(self):
-        print("stub camera started", flush=True)
-
-    def capture_arrays(self, names):
-        w, h = self.config["main"]["size"]
-        lw, lh = self.config["lores"]["size"]
-        return [np.full((h, w, 3), 120, np.uint8), np.full((lh * 3 // 2, lw), 120, np.uint8)], {}
-
-    def capture_array(self, name="main"):
-        w, h = self.config["main"]["size"]
-        return np.full((h, w, 3), 120, np.uint8)
-
-    def stop(self):
-        print("stub camera stopped", flush=True)
-
-    def close(self):
-        pass
-'''
 
 
-def test_a_real_process_outside_its_hours_closes_the_camera_and_says_so(tmp_path):
+def test_a_real_process_outside_its_hours_closes_the_camera_and_says_so(tmp_path,
+                                                                       stub_picamera2):
     """fer-pi --camera picam --hours <a span that is not now>: the camera is opened once
     (checked), closed, and health says closed until SIGTERM ends the run cleanly."""
     import json
@@ -148,12 +110,10 @@ def test_a_real_process_outside_its_hours_closes_the_camera_and_says_so(tmp_path
     import sys
     import time
 
-    (tmp_path / "picamera2").mkdir()
-    (tmp_path / "picamera2" / "__init__.py").write_text(STUB_PICAMERA2)
     now = datetime.now()
     span = f"{now + timedelta(hours=2):%H:%M}-{now + timedelta(hours=3):%H:%M}"
     health = tmp_path / "health.json"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "SDL_VIDEODRIVER": "dummy"}
+    env = {**os.environ, "PYTHONPATH": str(stub_picamera2), "SDL_VIDEODRIVER": "dummy"}
     proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--camera", "picam",
                              "--hours", span, "--headless", "--health-file", str(health),
                              "--output", str(tmp_path / "r.jsonl")],

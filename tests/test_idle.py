@@ -100,3 +100,35 @@ def test_health_says_when_the_loop_is_idle():
     state.idle = True
     snap = state.snapshot()
     assert snap["idle"] is True and "fer_pi_idle 1" in prometheus(snap)
+
+
+def test_a_real_camera_process_goes_idle_in_an_empty_room(tmp_path, stub_picamera2):
+    """fer-pi --camera picam --idle-fps 2 with a stand-in camera that never shows a face:
+    health turns idle after source.idle_after_s, and the run ends cleanly."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "c.toml"
+    health = tmp_path / "h.json"
+    cfg.write_text(f'[source]\ncamera = "picam"\nidle_fps = 2\nidle_after_s = 1\n'
+                   f'[health]\nstate_file = "{health}"\ninterval_s = 0.5\n')
+    env = {**os.environ, "PYTHONPATH": str(stub_picamera2), "SDL_VIDEODRIVER": "dummy"}
+    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--config", str(cfg),
+                             "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        deadline, snap = time.monotonic() + 60, {}
+        while time.monotonic() < deadline and not snap.get("idle"):
+            time.sleep(0.2)
+            if health.exists():
+                snap = json.loads(health.read_text())
+        assert snap.get("idle") is True and snap["camera"]["state"] == "running"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "no face for 1 s: idle, 2 frames a second" in err
