@@ -242,3 +242,46 @@ def test_no_picture_leaves_no_card_of_the_faces_last_seen(face):
     board.draw(after, None, waiting)
     assert not board.cards
     assert np.array_equal(frame_to_array(after), frame_to_array(fresh))
+
+
+def test_label_names_are_the_words_the_board_shows(face, monkeypatch):
+    """board.label_names: a museum's own words on tags, chips, cards and bars; nothing
+    English is left for a renamed label, and the default font has the letters."""
+    from fer_pi.labels import parse_names
+
+    names = parse_names("happy=fröhlich, surprise=überrascht, angry=wütend, sad=traurig, "
+                        "fear=ängstlich, disgust=angewidert, neutral=neutral")
+    pygame.display.init()
+    board = Board(LABELS, names=names)
+    drawn: list[str] = []
+    real_font = board.font
+
+    def recording_font(px):
+        font = real_font(px)
+
+        class Recorder:
+            def render(self, text, *a):
+                drawn.append(text)
+                return font.render(text, *a)
+
+            def __getattr__(self, name):
+                return getattr(font, name)
+
+        return Recorder()
+
+    monkeypatch.setattr(board, "font", recording_font)
+    board.draw(pygame.Surface((1280, 720)), _result(face), BoardStats())
+    text = " ".join(drawn)
+    assert "fröhlich" in text and "überrascht" in text and "ängstlich" in text
+    assert not any(w in text.split() for w in ("happy", "surprise", "fear", "angry"))
+    font = pygame.font.Font(None, 24)
+    assert all(m is not None for m in font.metrics("äöüßéèàçñ"))
+
+
+@pytest.mark.parametrize("bad, needle", [("happy", "not label=word"), ("joy=froh", "unknown"),
+                                         ("happy=", "not label=word")])
+def test_bad_label_names_are_refused_naming_the_key(bad, needle):
+    from fer_pi.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match=f"board.label_names: .*{needle}"):
+        from_dict({"board": {"label_names": bad}})

@@ -89,10 +89,12 @@ class Board:
     """
 
     def __init__(self, labels: tuple[str, ...], max_cards: int = 8, fade_s: float = 1.0,
-                 mirror: bool = False, privacy: str = "off", rotate: int = 0):
+                 mirror: bool = False, privacy: str = "off", rotate: int = 0,
+                 names: dict[str, str] | None = None):
         if not pygame.font.get_init():
             pygame.font.init()
         self.labels = labels
+        self.names = names or {}  # the words shown for labels (board.label_names)
         self.mirror = mirror  # drawing only: boxes and records stay in camera coordinates
         if privacy not in PRIVACY:
             raise ValueError(f"privacy must be one of {', '.join(PRIVACY)}, not {privacy!r}")
@@ -201,7 +203,8 @@ class Board:
             r = pygame.Rect(ox + bx, oy + int(face.box.y * scale), bw,
                             max(1, int(face.box.h * scale)))
             pygame.draw.rect(surface, colour, r, thick, border_radius=thick * 2)
-            tag = f"{label} {_confidence(face):.0%}" if label != "uncertain" else label
+            word = self.names.get(label, label)
+            tag = f"{word} {_confidence(face):.0%}" if label != "uncertain" else word
             if face.track_id is not None:
                 tag = f"#{face.track_id} {tag}"
             text = font.render(tag, True, (0, 0, 0))
@@ -260,7 +263,7 @@ class Board:
         for label, count in counts.items():
             if not count:
                 continue
-            chip = font.render(f"{label} {count}", True, (0, 0, 0))
+            chip = font.render(f"{self.names.get(label, label)} {count}", True, (0, 0, 0))
             r = chip.get_rect(topleft=(x, y)).inflate(u // 2, u // 6)
             if r.right > lay.panel.right - u // 4:
                 x, y = lay.panel.x + u // 2, y + r.h + u // 6
@@ -287,7 +290,8 @@ class Board:
             surface.blit(pygame.image.frombuffer(thumb.tobytes(), (side, side), "RGB"),
                          (rect.x + u // 2, rect.y + u // 4))
         tx = rect.x + u // 2 + side + u // 2
-        head = f"#{face.track_id} {label}" if face.track_id is not None else label
+        word = self.names.get(label, label)
+        head = f"#{face.track_id} {word}" if face.track_id is not None else word
         surface.blit(self.font(int(u * 1.2)).render(head, True, colour), (tx, rect.y + u // 4))
         sub = f"{_confidence(face):.0%}"
         if face.shown is not None:
@@ -299,7 +303,8 @@ class Board:
         name_w = int(rect.w * 0.38)
         y = rect.y + int(u * 2.9)
         for name, p in zip(self.labels, probs, strict=False):
-            surface.blit(small.render(name, True, DIM), (rect.x + u // 2, y - 1))
+            surface.blit(small.render(self.names.get(name, name), True, DIM),
+                         (rect.x + u // 2, y - 1))
             bx = rect.x + u // 2 + name_w
             bw = max(1, rect.right - u // 2 - bx)
             pygame.draw.rect(surface, (60, 60, 76), pygame.Rect(bx, y, bw, bar_h))
@@ -315,7 +320,8 @@ class Board:
                 break
             label = card.face.shown_label
             tid = f"#{card.face.track_id} " if card.face.track_id is not None else ""
-            text = font.render(f"{tid}{label} {_confidence(card.face):.0%}", True,
+            text = font.render(f"{tid}{self.names.get(label, label)} "
+                               f"{_confidence(card.face):.0%}", True,
                                colour_for(label))
             surface.blit(text, (lay.panel.x + lay.unit // 2, y))
             y += int(lay.unit * 1.2)

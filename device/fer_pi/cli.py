@@ -20,6 +20,7 @@ from fer_pi.camera import SourceError
 from fer_pi.detect import DetectorError
 from fer_pi.hours import Hours
 from fer_pi.idle import IdlePacer
+from fer_pi.labels import parse_names
 from fer_pi.modelfile import ModelError
 from fer_pi.output import OutputError
 
@@ -238,7 +239,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         display = PygameDisplay(classifier.info.labels, b.fullscreen,
                                 (b.window_width, b.window_height), b.overlay,
                                 cfg.detect.max_faces, b.max_fps, b.mirror, b.privacy,
-                                b.rotate)
+                                b.rotate, parse_names(b.label_names))
         try:
             display.open()
         except DisplayError as exc:
@@ -247,7 +248,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             return EXIT_DISPLAY
     if cfg.output.save_frames:
         sinks.append(_frame_saver(Path(cfg.output.save_frames), classifier.info.labels,
-                                   cfg.board.privacy))
+                                   cfg.board.privacy, parse_names(cfg.board.label_names)))
     if demo and cfg.output.headless:
         sinks.append(_demo_printer())
 
@@ -296,7 +297,8 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     return EXIT_OK
 
 
-def _frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off"):
+def _frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off",
+                 names: dict[str, str] | None = None):
     """Annotated PNGs, drawn by the same board code, off-screen, with the board's privacy
     (never its mirror: a record keeps camera coordinates)."""
     import pygame
@@ -307,7 +309,7 @@ def _frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off"):
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {folder}: {exc.strerror}") from None
-    board = Board(labels, privacy=privacy)
+    board = Board(labels, privacy=privacy, names=names)
     surface = pygame.Surface((1280, 720))
 
     def save(result) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_pi.hours import Hours
+from fer_pi.labels import parse_names
 
 
 class ConfigError(Exception):
@@ -112,6 +113,10 @@ class BoardConfig:
                            "'pixelate' each face in the picture and on its card, 'no_picture' "
                            "no camera picture at all (boxes and labels on a plain background)",
                            choices=PRIVACY, flag="--privacy")
+    label_names: str = setting("", "the board's words for the labels, in the room's language: "
+                               "'happy=fröhlich,sad=traurig,uncertain=unsicher' (results, MQTT "
+                               "and the status endpoint keep the model's labels)",
+                               flag="--label-names")
 
 
 @dataclass(frozen=True)
@@ -281,6 +286,10 @@ def validate(cfg: Config) -> None:
     if cam and not re.fullmatch(r"\d+|picam\d?", cam):
         raise ConfigError(f"source.camera = {cam!r}: use an index (0, 1, ...) or 'picam' "
                           "('picam1' for a Pi 5's second camera)")
+    try:
+        parse_names(cfg.board.label_names)
+    except ValueError as exc:
+        raise ConfigError(f"board.label_names: {exc}") from None
     try:
         Hours.parse(cfg.source.hours)
     except ValueError as exc:

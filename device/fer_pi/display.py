@@ -32,8 +32,9 @@ class PygameDisplay:
     def __init__(self, labels: tuple[str, ...], fullscreen: bool = True,
                  window_size: tuple[int, int] = (1280, 720), overlay: bool = True,
                  max_cards: int = 8, max_fps: int = 60, mirror: bool = False,
-                 privacy: str = "off", rotate: int = 0):
-        self.board = Board(labels, max_cards, mirror=mirror, privacy=privacy, rotate=rotate)
+                 privacy: str = "off", rotate: int = 0, names: dict[str, str] | None = None):
+        self.board = Board(labels, max_cards, mirror=mirror, privacy=privacy, rotate=rotate,
+                           names=names)
         self.fullscreen, self.window_size, self.overlay = fullscreen, window_size, overlay
         self.max_fps = max_fps
         self.surface: pygame.Surface | None = None
