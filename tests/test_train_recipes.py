@@ -137,3 +137,44 @@ def test_precise_bn_sets_the_exact_statistics_of_its_inputs():
     mean, var = bn.moving_mean.numpy(), bn.moving_variance.numpy()
     assert np.allclose(mean, conv_out.mean((0, 1, 2)), rtol=1e-4, atol=1e-5)
     assert np.allclose(var, conv_out.var((0, 1, 2)), rtol=1e-3, atol=1e-5)
+
+
+@needs_data
+def test_retarget_epochs_anneals_from_the_rate_now_to_zero(tmp_path):
+    """A resumed run made shorter: the saved optimizer keeps the schedule it was built with,
+    so --retarget-epochs rebuilds it, from the rate reached to 0 at the new end."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_tools import ENV
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "fer_tools.train", "--arch", "tiny",
+                             "--epochs", "40", *SMALL, "--optimizer", "sgd", "--lr", "0.05",
+                             "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=ENV)
+    state = out / "state.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 2 <= done < 40
+    refused = tool("train", "--resume", "--retarget-epochs", str(done), "--out", str(out))
+    assert refused.returncode != 0 and f"--retarget-epochs {done}" in refused.stderr
+    resumed = tool("train", "--resume", "--retarget-epochs", str(done + 2), "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    cfg = json.loads((out / "config.json").read_text())
+    (rt,) = cfg["retargets"]
+    assert (cfg["epochs"], rt["after_epoch"], rt["epochs_before"], rt["epochs"]) == \
+        (done + 2, done, 40, done + 2)
+    hist = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == list(range(1, done + 3))
+    # annealing from the rate the run had reached (near 0.05 early in a 40-epoch cosine)
+    assert rt["lr"] == pytest.approx(hist[done - 1]["lr"], rel=1e-4) and rt["lr"] > 0.04
+    assert 0 < hist[done]["lr"] < rt["lr"] and hist[done + 1]["lr"] == pytest.approx(0, abs=1e-7)

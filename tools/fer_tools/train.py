@@ -61,6 +61,8 @@ class Recipe:
     erasing: float = 0.0  # probability of random erasing per image
     mixup: float = 0.0  # mixup's Beta(alpha, alpha); 0: off
     arch_args: str = ""  # JSON keyword arguments of the architecture, e.g. {"widths": [...]}
+    # each --retarget-epochs of a resumed run: {"after_epoch", "epochs_before", "epochs", "lr"}
+    retargets: list = field(default_factory=list)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -118,6 +120,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "architecture, e.g. '{\"widths\": [48, 96, 192, 384]}'")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
                    "last finished epoch, with its saved recipe")
+    p.add_argument("--retarget-epochs", type=int, default=0, metavar="N", help="with --resume: "
+                   "change the run's length to N epochs; the learning rate goes from where it "
+                   "is now to 0 by a cosine over the epochs left (recorded in config.json)")
     p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     return p.parse_args(argv)
@@ -231,12 +236,17 @@ def _datasets(recipe: Recipe, train, val, targets: np.ndarray | None = None):
     return ds, vds
 
 
-def _compile(model, recipe: Recipe, steps_per_epoch: int):
+def _compile(model, recipe: Recipe, steps_per_epoch: int, anneal_from: float = 0.0,
+             anneal_steps: int = 0):
+    """``anneal_from``/``anneal_steps``: a retargeted run's schedule, a cosine from the rate
+    it had to 0 over the steps left (the new optimizer counts its steps from 0)."""
     import keras
 
     total = max(1, recipe.epochs * steps_per_epoch)
     warm = int(recipe.warmup_epochs * steps_per_epoch)
-    if recipe.swa_start:
+    if anneal_steps:
+        schedule = keras.optimizers.schedules.CosineDecay(anneal_from, decay_steps=anneal_steps)
+    elif recipe.swa_start:
         # CosineDecay holds alpha * lr once decay_steps are done: cosine to swa_lr, then flat
         schedule = keras.optimizers.schedules.CosineDecay(
             recipe.lr, decay_steps=max(1, (recipe.swa_start - 1) * steps_per_epoch),
@@ -435,7 +445,8 @@ def run(args: argparse.Namespace) -> int:
         recipe = Recipe(**saved)
         if args.epochs != Recipe().epochs and args.epochs != recipe.epochs:
             raise DataError(f"--epochs {args.epochs} differs from the run's {recipe.epochs}; "
-                            "the cosine schedule is fixed when a run starts")
+                            "the cosine schedule is fixed when a run starts (--retarget-epochs "
+                            "changes it)")
     else:
         data_dir = resolve_data_dir(args.data)
         recipe = Recipe(
@@ -497,6 +508,20 @@ def run(args: argparse.Namespace) -> int:
         model = keras.models.load_model(out / "last.keras")
         if (out / "history.json").is_file():
             history = [h for h in json.loads((out / "history.json").read_text()) if h["epoch"] <= start]
+        if args.retarget_epochs:
+            # the saved optimizer carries the schedule it was built with; a new length needs a
+            # new optimizer (its momentum starts again from zero), annealing from the rate now
+            if args.retarget_epochs <= start or recipe.swa_start:
+                raise DataError(f"--retarget-epochs {args.retarget_epochs}: must exceed the "
+                                f"{start} epochs done, and not with --swa-start")
+            lr_now = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            recipe.retargets.append({"after_epoch": start, "epochs_before": recipe.epochs,
+                                     "epochs": args.retarget_epochs, "lr": lr_now})
+            recipe.epochs = args.retarget_epochs
+            _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
+            _compile(model, recipe, steps, lr_now, (recipe.epochs - start) * steps)
+            print(f"learning rate: cosine from {lr_now:.3g} after epoch {start} to 0 at "
+                  f"epoch {recipe.epochs}", flush=True)
         print(f"resuming {out} at epoch {start + 1}/{recipe.epochs}", flush=True)
     else:
         start = 0
