@@ -65,21 +65,26 @@ def test_seed_architecture_is_the_papers():
     assert spatial == [46, 44, 22, 20, 18, 18, 8, 6, 4, 2, 1]
 
 
-def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
-    out = tmp_path / "run"
-    args = ["--arch", "tiny", "--epochs", "6", "--limit", "3000", "--batch", "64",
-            "--out", str(out), "--data", str(DATA)]
-    proc = subprocess.Popen([sys.executable, "-m", "fer_tools.train", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+def train_then_kill(out: Path, after_epochs: int, *args: str) -> int:
+    """fer-train killed (as a power cut would) once ``after_epochs`` epochs are saved;
+    returns the epochs it had saved."""
+    proc = subprocess.Popen([sys.executable, "-m", "fer_tools.train", *args, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     state = out / "state.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 1:
+        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= after_epochs:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # as a power cut would
+    proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = json.loads(state.read_text())["epochs_done"]
+    return json.loads(state.read_text())["epochs_done"]
+
+
+def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
+    out = tmp_path / "run"
+    done = train_then_kill(out, 1, "--arch", "tiny", "--epochs", "6", "--limit", "3000",
+                           "--batch", "64", "--data", str(DATA))
     assert 1 <= done < 6, "the kill must land mid-run for this test to mean anything"
     resumed = tool("train", "--resume", "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -87,7 +92,7 @@ def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
     assert f"epoch {done}/6" not in resumed.stdout  # finished epochs are not trained again
     hist = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4, 5, 6]
-    assert json.loads(state.read_text())["epochs_done"] == 6
+    assert json.loads((out / "state.json").read_text())["epochs_done"] == 6
 
 
 def test_convert_and_eval_end_to_end(smoke_run, tmp_path):

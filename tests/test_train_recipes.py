@@ -143,27 +143,11 @@ def test_precise_bn_sets_the_exact_statistics_of_its_inputs():
 def test_retarget_epochs_anneals_from_the_rate_now_to_zero(tmp_path):
     """A resumed run made shorter: the saved optimizer keeps the schedule it was built with,
     so --retarget-epochs rebuilds it, from the rate reached to 0 at the new end."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from test_tools import ENV
+    from test_tools import train_then_kill
 
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "fer_tools.train", "--arch", "tiny",
-                             "--epochs", "40", *SMALL, "--optimizer", "sgd", "--lr", "0.05",
-                             "--out", str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=ENV)
-    state = out / "state.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = json.loads(state.read_text())["epochs_done"]
+    done = train_then_kill(out, 2, "--arch", "tiny", "--epochs", "40", *SMALL, "--optimizer",
+                           "sgd", "--lr", "0.05")
     assert 2 <= done < 40
     refused = tool("train", "--resume", "--retarget-epochs", str(done), "--out", str(out))
     assert refused.returncode != 0 and f"--retarget-epochs {done}" in refused.stderr
