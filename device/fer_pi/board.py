@@ -16,6 +16,7 @@ import pygame
 
 from fer_pi.config import PRIVACY, ROTATIONS
 from fer_pi.events import room_summary
+from fer_pi.labels import UNCERTAIN
 from fer_pi.schema import Face, FrameResult
 
 # one colour per emotion (RGB), chosen to stay apart for common colour blindness
@@ -28,7 +29,7 @@ EMOTION_COLOURS: dict[str, tuple[int, int, int]] = {
     "sad": (58, 134, 255),
     "surprise": (255, 133, 27),
     "neutral": (170, 170, 170),
-    "uncertain": (110, 110, 110),
+    UNCERTAIN: (110, 110, 110),
 }
 _FALLBACK = [(0, 180, 200), (200, 0, 120), (120, 200, 0)]
 BACKGROUND = (18, 18, 24)
@@ -109,6 +110,10 @@ class Board:
         self.fade_s = fade_s
         self.cards: dict[int, _Card] = {}
         self._fonts: dict[int, pygame.font.Font] = {}
+
+    def word(self, label: str) -> str:
+        """What the board shows for a label: the room's word for it (board.label_names)."""
+        return self.names.get(label, label)
 
     def font(self, px: int) -> pygame.font.Font:
         if px not in self._fonts:
@@ -203,8 +208,8 @@ class Board:
             r = pygame.Rect(ox + bx, oy + int(face.box.y * scale), bw,
                             max(1, int(face.box.h * scale)))
             pygame.draw.rect(surface, colour, r, thick, border_radius=thick * 2)
-            word = self.names.get(label, label)
-            tag = f"{word} {_confidence(face):.0%}" if label != "uncertain" else word
+            word = self.word(label)
+            tag = f"{word} {_confidence(face):.0%}" if label != UNCERTAIN else word
             if face.track_id is not None:
                 tag = f"#{face.track_id} {tag}"
             text = font.render(tag, True, (0, 0, 0))
@@ -263,7 +268,7 @@ class Board:
         for label, count in counts.items():
             if not count:
                 continue
-            chip = font.render(f"{self.names.get(label, label)} {count}", True, (0, 0, 0))
+            chip = font.render(f"{self.word(label)} {count}", True, (0, 0, 0))
             r = chip.get_rect(topleft=(x, y)).inflate(u // 2, u // 6)
             if r.right > lay.panel.right - u // 4:
                 x, y = lay.panel.x + u // 2, y + r.h + u // 6
@@ -290,7 +295,7 @@ class Board:
             surface.blit(pygame.image.frombuffer(thumb.tobytes(), (side, side), "RGB"),
                          (rect.x + u // 2, rect.y + u // 4))
         tx = rect.x + u // 2 + side + u // 2
-        word = self.names.get(label, label)
+        word = self.word(label)
         head = f"#{face.track_id} {word}" if face.track_id is not None else word
         surface.blit(self.font(int(u * 1.2)).render(head, True, colour), (tx, rect.y + u // 4))
         sub = f"{_confidence(face):.0%}"
@@ -303,8 +308,7 @@ class Board:
         name_w = int(rect.w * 0.38)
         y = rect.y + int(u * 2.9)
         for name, p in zip(self.labels, probs, strict=False):
-            surface.blit(small.render(self.names.get(name, name), True, DIM),
-                         (rect.x + u // 2, y - 1))
+            surface.blit(small.render(self.word(name), True, DIM), (rect.x + u // 2, y - 1))
             bx = rect.x + u // 2 + name_w
             bw = max(1, rect.right - u // 2 - bx)
             pygame.draw.rect(surface, (60, 60, 76), pygame.Rect(bx, y, bw, bar_h))
@@ -320,8 +324,7 @@ class Board:
                 break
             label = card.face.shown_label
             tid = f"#{card.face.track_id} " if card.face.track_id is not None else ""
-            text = font.render(f"{tid}{self.names.get(label, label)} "
-                               f"{_confidence(card.face):.0%}", True,
+            text = font.render(f"{tid}{self.word(label)} {_confidence(card.face):.0%}", True,
                                colour_for(label))
             surface.blit(text, (lay.panel.x + lay.unit // 2, y))
             y += int(lay.unit * 1.2)

@@ -187,7 +187,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
 
     def on_wait(message: str) -> None:
         """The camera is being retried: say so on the board, to systemd and in health."""
-        state.camera_state = getattr(source, "state", "retrying")  # or closed (hours)
+        state.camera_state = source.state  # retrying, or closed outside source.hours
         notifier.keepalive(message)
         if display is not None:
             from fer_pi.pipeline import RunStats
@@ -232,6 +232,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    names = parse_names(cfg.board.label_names)
     if not cfg.output.headless:
         from fer_pi.display import DisplayError, PygameDisplay
 
@@ -239,7 +240,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         display = PygameDisplay(classifier.info.labels, b.fullscreen,
                                 (b.window_width, b.window_height), b.overlay,
                                 cfg.detect.max_faces, b.max_fps, b.mirror, b.privacy,
-                                b.rotate, parse_names(b.label_names))
+                                b.rotate, names)
         try:
             display.open()
         except DisplayError as exc:
@@ -248,7 +249,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             return EXIT_DISPLAY
     if cfg.output.save_frames:
         sinks.append(_frame_saver(Path(cfg.output.save_frames), classifier.info.labels,
-                                   cfg.board.privacy, parse_names(cfg.board.label_names)))
+                                   cfg.board.privacy, names))
     if demo and cfg.output.headless:
         sinks.append(_demo_printer())
 

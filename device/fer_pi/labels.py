@@ -5,9 +5,10 @@ and the order the training data uses.
 """
 
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+UNCERTAIN = "uncertain"  # what the board shows when no label leads clearly (smooth.py)
 
 
-def parse_names(text: str, known: tuple[str, ...] = (*LABELS, "uncertain")) -> dict[str, str]:
+def parse_names(text: str, known: tuple[str, ...] = (*LABELS, UNCERTAIN)) -> dict[str, str]:
     """'happy=fröhlich, sad=traurig' → {'happy': 'fröhlich', 'sad': 'traurig'}: the words a
     board shows for labels (in a museum's own language). Raises ValueError naming what is
     wrong; an empty text is no renaming."""

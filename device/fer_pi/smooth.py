@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-UNCERTAIN = "uncertain"
+from fer_pi.labels import UNCERTAIN
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fer_pi.events import UNCERTAIN
+from fer_pi.labels import LABELS, UNCERTAIN
 
 EXIT_INPUT, EXIT_OUTPUT = 3, 5  # as fer-pi's: input cannot be opened, output not written
 # --by: periods of local time, named so that sorting the names sorts the periods
@@ -68,11 +68,11 @@ class TrackSummary:
     confidence_sum: float = 0.0
 
     def to_dict(self) -> dict:
-        shares = {k: round(n / self.frames, 4) for k, n in self.labels.most_common()}
         return {"run": self.run, "track_id": self.track_id, "first_t": round(self.first_t, 3),
                 "last_t": round(self.last_t, 3), "seconds": round(self.last_t - self.first_t, 3),
                 "frames": self.frames, "most_shown": most_shown(self.labels),
-                "shares": shares, "mean_confidence": round(self.confidence_sum / self.frames, 4)}
+                "shares": shares(self.labels),
+                "mean_confidence": round(self.confidence_sum / self.frames, 4)}
 
 
 @dataclass
@@ -90,8 +90,13 @@ class PeriodCounts:
                 labels.update(counts)
         n = sum(labels.values())
         return {"period": name, "frames": self.frames, "faces": faces, "face_frames": n,
-                "most_shown": most_shown(labels),
-                "shares": {k: round(v / n, 4) for k, v in labels.most_common()}}
+                "most_shown": most_shown(labels), "shares": shares(labels)}
+
+
+def shares(counts: Counter) -> dict[str, float]:
+    """Each label's share of the counted face-frames, most shown first."""
+    n = sum(counts.values())
+    return {k: round(v / n, 4) for k, v in counts.most_common()}
 
 
 def most_shown(counts: Counter) -> str:
@@ -214,16 +219,16 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1,
             period.frames += 1
         for face in fr.faces:
             room[face.shown] += 1
-            if period is not None:
-                if face.track_id is None:
-                    period.untracked[face.shown] += 1
-                else:
-                    period.tracks.setdefault((run, face.track_id), Counter())[face.shown] += 1
             if face.track_id is None:
                 untracked += 1
+                if period is not None:
+                    period.untracked[face.shown] += 1
                 continue
-            tr = tracks.setdefault((run, face.track_id),
-                                   TrackSummary(run, face.track_id, fr.timestamp, fr.timestamp))
+            key = (run, face.track_id)
+            if period is not None:
+                period.tracks.setdefault(key, Counter())[face.shown] += 1
+            tr = tracks.setdefault(key, TrackSummary(run, face.track_id, fr.timestamp,
+                                                     fr.timestamp))
             tr.first_t, tr.last_t = min(tr.first_t, fr.timestamp), max(tr.last_t, fr.timestamp)
             tr.frames += 1
             tr.labels[face.shown] += 1
@@ -243,7 +248,7 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1,
         "short_tracks_left_out": len(short),
         "untracked_face_frames": untracked,
         "room": {"face_frames": face_frames, "most_shown": most_shown(room),
-                 "shares": {k: round(n / face_frames, 4) for k, n in room.most_common()}},
+                 "shares": shares(room)},
         "tracks": [tracks[k].to_dict() for k in sorted(tracks)],
     }
     if by:
@@ -314,8 +319,6 @@ def write_periods_csv(path: Path, s: dict) -> None:
 def _write_csv(path: Path, items: list[dict], columns: list[str]) -> None:
     """The columns, then a share column per label the items hold: FER2013's order first,
     then any other."""
-    from fer_pi.labels import LABELS
-
     seen = {k for it in items for k in it["shares"]}
     labels = [*LABELS, UNCERTAIN] + sorted(seen - {*LABELS, UNCERTAIN})
     rows = [[*columns, *(f"share_{k}" for k in labels)]]
