@@ -81,6 +81,13 @@ def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subpro
                           text=True, timeout=timeout, env=full_env)
 
 
+def spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """fer-pi as a running process, for tests that watch it and then stop it."""
+    return subprocess.Popen([sys.executable, "-m", "fer_pi.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SDL_VIDEODRIVER": "dummy", **(env or {})})
+
+
 class FakeClock:
     """Time the test owns: float seconds (a monotonic clock) or a datetime (wall time)."""
 

@@ -97,27 +97,22 @@ def test_cli_refuses_bad_hours_before_anything_starts():
     assert proc.stderr.strip().count("\n") == 0
 
 
-
-
 def test_a_real_process_outside_its_hours_closes_the_camera_and_says_so(tmp_path,
                                                                        stub_picamera2):
     """fer-pi --camera picam --hours <a span that is not now>: the camera is opened once
     (checked), closed, and health says closed until SIGTERM ends the run cleanly."""
     import json
-    import os
     import signal
-    import subprocess
-    import sys
     import time
+
+    from conftest import spawn
 
     now = datetime.now()
     span = f"{now + timedelta(hours=2):%H:%M}-{now + timedelta(hours=3):%H:%M}"
     health = tmp_path / "health.json"
-    env = {**os.environ, "PYTHONPATH": str(stub_picamera2), "SDL_VIDEODRIVER": "dummy"}
-    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--camera", "picam",
-                             "--hours", span, "--headless", "--health-file", str(health),
-                             "--output", str(tmp_path / "r.jsonl")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = spawn("--camera", "picam", "--hours", span, "--headless", "--health-file",
+                 str(health), "--output", str(tmp_path / "r.jsonl"),
+                 env={"PYTHONPATH": str(stub_picamera2)})
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not health.exists():

@@ -106,20 +106,16 @@ def test_a_real_camera_process_goes_idle_in_an_empty_room(tmp_path, stub_picamer
     """fer-pi --camera picam --idle-fps 2 with a stand-in camera that never shows a face:
     health turns idle after source.idle_after_s, and the run ends cleanly."""
     import json
-    import os
     import signal
-    import subprocess
-    import sys
     import time
+
+    from conftest import spawn
 
     cfg = tmp_path / "c.toml"
     health = tmp_path / "h.json"
     cfg.write_text(f'[source]\ncamera = "picam"\nidle_fps = 2\nidle_after_s = 1\n'
                    f'[health]\nstate_file = "{health}"\ninterval_s = 0.5\n')
-    env = {**os.environ, "PYTHONPATH": str(stub_picamera2), "SDL_VIDEODRIVER": "dummy"}
-    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--config", str(cfg),
-                             "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    proc = spawn("--config", str(cfg), "--headless", env={"PYTHONPATH": str(stub_picamera2)})
     try:
         deadline, snap = time.monotonic() + 60, {}
         while time.monotonic() < deadline and not snap.get("idle"):

@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import run_cli
+from conftest import run_cli, spawn
 
 from fer_pi.labels import LABELS
 from fer_pi.synth import Placement, astronaut_bgr, compose, write_clip
@@ -146,12 +145,6 @@ def mqtt_config(tmp_path: Path, port: int, **extra) -> Path:
     path = tmp_path / "mqtt.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fer_pi.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
 
 
 def shown_changes(jsonl: Path) -> dict[int, list[str]]:

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import FakeClock, run_cli
 
 from fer_pi.output import OutputError, ResultWriter
 from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
@@ -21,14 +21,6 @@ def result(i: int, fps: float = 30.0) -> FrameResult:
     face = Face(FaceBox(1, 2, 3, 4), Prediction((0.25, 0.75), LABELS), track_id=1)
     return FrameResult(Frame(i, 1.7e9 + i / fps, np.zeros((4, 4, 3), np.uint8),
                              monotonic=i / fps), (face,))
-
-
-class Clock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def lines(path):
@@ -45,7 +37,7 @@ def test_interval_keeps_one_record_per_interval(tmp_path):
 
 
 def test_a_strftime_path_starts_a_new_file_when_its_name_changes(tmp_path):
-    clock = Clock(time.mktime((2026, 11, 26, 23, 59, 58, 0, 0, -1)))
+    clock = FakeClock(time.mktime((2026, 11, 26, 23, 59, 58, 0, 0, -1)))
     w = ResultWriter(tmp_path / "day-%Y-%m-%d.jsonl", LABELS, clock=clock)
     for i in range(4):
         w.write(result(i))
@@ -99,7 +91,7 @@ def test_without_append_a_fixed_path_is_replaced(tmp_path):
 
 
 def test_a_file_that_cannot_be_opened_mid_run_is_retried(tmp_path):
-    clock = Clock(1_000_000.0)
+    clock = FakeClock(1_000_000.0)
     w = ResultWriter(tmp_path / "%S" / "r.jsonl", LABELS, clock=clock)
     w.write(result(0))
     blocked = time.strftime("%S", time.localtime(clock.t + 2))
@@ -130,7 +122,7 @@ def test_cli_daily_file_at_an_interval(clips, tmp_path):
 def test_health_says_whether_the_record_is_kept(tmp_path):
     from fer_pi.health import HealthState, prometheus
 
-    clock = Clock(1_000_000.0)
+    clock = FakeClock(1_000_000.0)
     w = ResultWriter(tmp_path / "%S" / "r.jsonl", LABELS, clock=clock)
     state = HealthState()
     assert "output" not in prometheus(state.snapshot())  # no results file: no series
@@ -149,7 +141,7 @@ def test_health_says_whether_the_record_is_kept(tmp_path):
 
 def test_keep_deletes_the_oldest_files_of_the_pattern_only(tmp_path, caplog):
     pattern = tmp_path / "r-%Y%m%d-%H%M%S.jsonl"
-    clock = Clock(time.mktime((2026, 11, 26, 12, 0, 0, 0, 0, -1)))
+    clock = FakeClock(time.mktime((2026, 11, 26, 12, 0, 0, 0, 0, -1)))
     (tmp_path / "r-notes.jsonl").write_text("a file of the user's, not a day's\n")
     with caplog.at_level(logging.INFO):
         w = ResultWriter(pattern, LABELS, clock=clock, keep=3)
@@ -170,7 +162,7 @@ def test_keep_deletes_the_oldest_files_of_the_pattern_only(tmp_path, caplog):
 
 
 def test_keep_removes_a_day_folder_once_empty(tmp_path):
-    clock = Clock(1_000_000.0)
+    clock = FakeClock(1_000_000.0)
     w = ResultWriter(tmp_path / "%H%M%S" / "r.jsonl", LABELS, clock=clock, keep=2)
     for i in range(4):
         w.write(result(i))
