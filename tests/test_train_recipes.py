@@ -162,3 +162,12 @@ def test_retarget_epochs_anneals_from_the_rate_now_to_zero(tmp_path):
     # annealing from the rate the run had reached (near 0.05 early in a 40-epoch cosine)
     assert rt["lr"] == pytest.approx(hist[done - 1]["lr"], rel=1e-4) and rt["lr"] > 0.04
     assert 0 < hist[done]["lr"] < rt["lr"] and hist[done + 1]["lr"] == pytest.approx(0, abs=1e-7)
+
+
+def test_retarget_epochs_without_resume_is_refused(tmp_path):
+    """Without --resume the option would do nothing: a new run takes --epochs, and a user
+    who meant to shorten a run must not start a fresh one over it."""
+    out = tmp_path / "run"
+    r = tool("train", "--retarget-epochs", "5", "--out", str(out), "--data", str(tmp_path))
+    assert r.returncode != 0 and "--resume" in r.stderr and "--retarget-epochs" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
