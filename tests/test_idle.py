@@ -10,7 +10,7 @@ import pytest
 from conftest import ClockEvent, FakeClock
 
 from fer_pi.config import Config, ConfigError, load_file
-from fer_pi.idle import IdlePacer
+from fer_pi.idle import IdlePacer, paced
 from fer_pi.pipeline import build, run
 from fer_pi.schema import Frame
 from fer_pi.synth import Placement, background, compose
@@ -128,3 +128,50 @@ def test_a_real_camera_process_goes_idle_in_an_empty_room(tmp_path, stub_picamer
         _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "no face for 1 s: idle, 2 frames a second" in err
+
+
+class EmptyRoom:
+    """A live camera that shows an empty room for ever."""
+
+    name, corrupt_frames = "empty room", 0
+
+    def __init__(self):
+        self.i, self.image = 0, background(640, 480)
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> Frame:
+        self.i += 1
+        return Frame(self.i - 1, float(self.i), self.image, self.name)
+
+    def close(self) -> None:
+        pass
+
+
+def test_esc_quits_during_a_long_idle_wait():
+    """At idle_fps 0.2 the loop waits 5 s between frames; the board's keys are read while it
+    waits, so Esc quits then rather than after the next frame (a real pygame window on
+    SDL's dummy driver, the real pipeline)."""
+    import threading
+
+    import pygame
+
+    from fer_pi.display import PygameDisplay
+
+    display = PygameDisplay(("a",) * 7, fullscreen=False, window_size=(320, 240))
+    display.open()
+    stop = threading.Event()
+    pacer = IdlePacer(fps=0.2, after_s=0.0)  # idle from the first frame: 5 s to the next
+
+    def press_esc(result, stats) -> None:
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE))
+
+    try:
+        stats = run(EmptyRoom(), build(Config()), show=display.show, stop=stop,
+                    after=[press_esc], pace=paced(pacer, stop, display.handle_events))
+    finally:
+        display.close()
+    # quit within the first wait: the second frame was never read (without the key polling
+    # the loop sleeps 5 s, reads frame 2, and only its draw sees the Esc)
+    assert stop.is_set() and stats.frames == 1 and pacer.idle

@@ -19,7 +19,7 @@ from fer_pi import config as cfgmod
 from fer_pi.camera import SourceError
 from fer_pi.detect import DetectorError
 from fer_pi.hours import Hours
-from fer_pi.idle import IdlePacer
+from fer_pi.idle import IdlePacer, paced
 from fer_pi.labels import parse_names
 from fer_pi.modelfile import ModelError
 from fer_pi.output import OutputError
@@ -274,7 +274,8 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     try:
         stats = run(source, pipeline, sinks, display.show if display else None, stop,
                     cfg.output.max_frames, after=[after],
-                    pace=pacer.wait_s if pacer else None)
+                    pace=paced(pacer, stop, display.handle_events if display else None)
+                    if pacer else None)
     finally:
         notifier.stopping()
         source.close()
