@@ -19,7 +19,7 @@ def test_every_shipped_model_carries_its_metadata():
         assert meta["name"] == name
         assert meta["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
         for key in ("input", "quantization", "params", "source_model", "training",
-                    "calibration", "conversion", "accuracy"):
+                    "calibration", "conversion", "accuracy", "confidence"):
             assert key in meta, key
         assert {"float", "int8"} <= set(meta["accuracy"]["PublicTest"])
         assert meta["quantization"]["input"]["dtype"] in ("int8", "uint8")

@@ -33,6 +33,18 @@ def load_interpreter_class(prefer: str | None = None):
     raise ModelError("no TFLite runtime: pip install ai-edge-litert (" + "; ".join(errors) + ")")
 
 
+def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities (Guo et al. 2017): softmax(logits / T), computed
+    from the probabilities as p^(1/T) renormalized, since the int8 model outputs them. The
+    ranking, and so the label, never changes; only how sure it claims to be."""
+    if temperature == 1.0:
+        return probs
+    q = np.power(np.clip(probs, 0.0, None), 1.0 / temperature, dtype=np.float64)
+    total = q.sum(axis=-1, keepdims=True)
+    out = np.divide(q, total, out=np.full_like(q, 1.0 / q.shape[-1]), where=total > 0)
+    return out.astype(np.float32)
+
+
 class Classifier:
     """Classifies 48×48-style grayscale face crops with an int8 (or float) TFLite model.
 
@@ -41,8 +53,10 @@ class Classifier:
     """
 
     def __init__(self, model: Path, threads: int = 2, runtime: str | None = None,
-                 flip_tta: bool = False):
+                 flip_tta: bool = False, temperature: float | None = None):
         self.info: ModelInfo = read_model_info(model)
+        # the model's own calibration (metadata), unless the caller fits one (temperature=1)
+        self.temperature = self.info.temperature if temperature is None else temperature
         self.runtime, interpreter_cls = load_interpreter_class(runtime)
         if model.stat().st_size == 0:
             raise ModelError(f"model file is empty: {model}")
@@ -83,11 +97,12 @@ class Classifier:
         return x.astype(self._in_dtype)
 
     def probabilities(self, crop: np.ndarray) -> np.ndarray:
-        """Class probabilities; with flip_tta, averaged with the mirrored face (2 invokes)."""
+        """Class probabilities; with flip_tta, averaged with the mirrored face (2 invokes);
+        then the model's temperature."""
         probs = self._run(crop)
         if self.flip_tta:
             probs = (probs + self._run(crop[:, ::-1])) / 2.0
-        return probs
+        return sharpen(probs, self.temperature)
 
     def _run(self, crop: np.ndarray) -> np.ndarray:
         self._buf[0, :, :, 0] = self.quantize(crop)

@@ -159,7 +159,9 @@ class SmoothConfig:
     margin: float = setting(0.1, "a new label must lead the shown one by this much ...", 0.0, 1.0)
     hold_frames: int = setting(4, "... for this many frames in a row before it is shown", 1, 100)
     uncertain_below: float = setting(0.35, "show 'uncertain' when the leading probability is "
-                                     "below this", 0.0, 1.0)
+                                     "below this (the shipped models' probabilities are "
+                                     "calibrated: 0.35 hides labels less than about 35 % "
+                                     "likely to be right)", 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ class ModelInfo:
     norm_scale: float
     norm_offset: float
     metadata: dict
+    # probabilities are sharpened (T < 1) or softened (T > 1) by this temperature so that a
+    # face shown at 70 % is right about 70 % of the time (fer_tools.calibrate); 1: as is
+    temperature: float = 1.0
 
 
 def models_dir() -> Path:
@@ -101,4 +104,12 @@ def read_model_info(model: Path) -> ModelInfo:
         offset = float(norm.get("offset", 0.0))
     except (TypeError, ValueError):
         raise ModelError(f"model metadata: bad input.normalization in {meta_file}") from None
-    return ModelInfo(model, str(meta.get("name", model.stem)), labels, scale, offset, meta)
+    try:
+        temperature = float(meta.get("confidence", {}).get("temperature", 1.0))
+    except (AttributeError, TypeError, ValueError):
+        temperature = -1.0
+    if not 0.05 <= temperature <= 20:
+        raise ModelError(f"model metadata: confidence.temperature must be a number in 0.05..20: "
+                         f"{meta_file}")
+    return ModelInfo(model, str(meta.get("name", model.stem)), labels, scale, offset, meta,
+                     temperature)

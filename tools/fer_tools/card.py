@@ -69,6 +69,32 @@ def _ci(ev: dict) -> str:
     return f"{100 * lo:.1f}–{100 * hi:.1f} %"
 
 
+def _conf(ev: dict) -> str:
+    if "ece" not in ev:
+        return "n/a | n/a"
+    return f"{_pct(ev['mean_confidence'])} | {100 * ev['ece']:.1f} points"
+
+
+def _confidence_text(meta: dict) -> list[str]:
+    c = meta.get("confidence")
+    if not c:
+        return ["The int8 model's probabilities are shown as they come (no confidence "
+                "calibration in its metadata).", ""]
+    cf, mc = c["ece_cross_fitted"], c["mean_confidence"]
+    return [f"**Confidence.** The device sharpens the int8 model's probabilities with "
+            f"temperature {c['temperature']:.3f} (`confidence` in the metadata; "
+            f"`python -m fer_tools.calibrate`), fitted on {c['fit_on']['split']} (validation"
+            f"{', flip TTA' if c['fit_on']['flip_tta'] else ''}): as trained it said "
+            f"{_pct(mc['before'])} on average while right {_pct(c['accuracy'])} of the time; "
+            f"calibrated it says {_pct(mc['after'])}. Calibration error (the gap between the "
+            f"confidence shown and how often such faces are right), fitted on one half of "
+            f"{c['fit_on']['split']} and measured on the other: {100 * cf['before']:.1f} "
+            f"points before, {100 * cf['after']:.1f} after. No label changes. In the table the "
+            "float rows are the Keras model as trained; the int8 rows are as the device shows "
+            "them, temperature applied, measured on the split it was fitted on (so the "
+            "cross-fitted figure here is the one to expect).", ""]
+
+
 def _latency(bench: dict | None, name: str, threads: int) -> float | None:
     for r in (bench or {}).get("runs", []):
         if r["model"] == name and r["threads"] == threads:
@@ -129,26 +155,28 @@ def model_section(models: Path, name: str, bench: dict | None) -> str:
         f"| Training.npz sha256 | `{meta['training']['data_sha256'].get('Training', 'n/a')}` |",
         "",
         "### Accuracy on PublicTest (validation, 3,589 images)", "",
-        "| model | accuracy | 95 % interval | macro F1 |", "|---|---|---|---|",
+        "| model | accuracy | 95 % interval | macro F1 | mean confidence | calibration error |",
+        "|---|---|---|---|---|---|",
     ]
     if ev_f:
         lines.append(f"| float (Keras) | {_pct(ev_f['accuracy'])} | {_ci(ev_f)} | "
-                     f"{ev_f['macro_f1']:.4f} |")
+                     f"{ev_f['macro_f1']:.4f} | {_conf(ev_f)} |")
     if ev_q:
         lines.append(f"| **int8 (shipped)** | **{_pct(ev_q['accuracy'])}** | {_ci(ev_q)} | "
-                     f"{ev_q['macro_f1']:.4f} |")
+                     f"{ev_q['macro_f1']:.4f} | {_conf(ev_q)} |")
     if ev_ff:
         lines.append(f"| float + flip TTA | {_pct(ev_ff['accuracy'])} | {_ci(ev_ff)} | "
-                     f"{ev_ff['macro_f1']:.4f} |")
+                     f"{ev_ff['macro_f1']:.4f} | {_conf(ev_ff)} |")
     if ev_qf:
         lines.append(f"| **int8 + flip TTA (the board's default, 2 inferences per face)** | "
-                     f"**{_pct(ev_qf['accuracy'])}** | {_ci(ev_qf)} | {ev_qf['macro_f1']:.4f} |")
+                     f"**{_pct(ev_qf['accuracy'])}** | {_ci(ev_qf)} | {ev_qf['macro_f1']:.4f} | "
+                     f"{_conf(ev_qf)} |")
     lines += ["", "The interval (Wilson, 95 %) is the range of true accuracies consistent with "
               "what these 3,589 images measured. Two models are compared image by image "
               "(`fer-eval A --against B`, exact McNemar test on the images where they "
               "disagree), which is sharper than setting their intervals side by side.",
               "", f"fer-convert measured float {_pct(acc['float'])} and int8 {_pct(acc['int8'])}: "
-              f"int8 costs {100 * (acc['float'] - acc['int8']):+.2f} points.", ""]
+              f"int8 costs {100 * (acc['float'] - acc['int8']):+.2f} points.", ""] + _confidence_text(meta)
     if ev_q:
         lines += ["Flip TTA classifies the face and its mirror image and averages the two; "
                   "`model.flip_tta = false` (`--no-flip-tta`) halves the inference time.", ""]

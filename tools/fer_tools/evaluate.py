@@ -1,7 +1,8 @@
 """fer-eval: score a .keras or .tflite model on a FER2013 split.
 
 Writes eval_<split>.json (accuracy with its 95 % Wilson interval, per-class
-precision/recall/F1, macro F1, confusion matrix) and confusion_<split>.png into --out.
+precision/recall/F1, macro F1, confusion matrix, mean confidence and calibration error)
+and confusion_<split>.png into --out.
 With --against OTHER, also scores OTHER on the same images and says whether the two
 differ by more than the split can tell (exact McNemar test on the images where they
 disagree): the question before replacing a shipped model.
@@ -17,7 +18,7 @@ from pathlib import Path
 from fer_pi.labels import LABELS
 from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
-from fer_tools.metrics import mcnemar, plot_confusion, report
+from fer_tools.metrics import ece, mcnemar, plot_confusion, report
 from fer_tools.predict import is_tflite
 
 
@@ -82,6 +83,10 @@ def run(args) -> int:
         rep["paired"] = {"against": other.name, "against_sha256": file_sha256(other),
                          "against_accuracy": rep_b["accuracy"],
                          **mcnemar(probs.argmax(1) == split.y, probs_b.argmax(1) == split.y)}
+    # how sure it says it is against how often it is right (a .tflite with its metadata's
+    # temperature, as the device shows it; a .keras as trained)
+    rep["mean_confidence"] = float(probs.max(1).mean())
+    rep["ece"] = ece(probs, split.y)
     rep.update({"model": path.name, "model_sha256": file_sha256(path), "split": split.name,
                 "flip_tta": args.flip_tta, "limit": args.limit,
                 "split_role": {"PublicTest": "validation", "Training": "training"}.get(
@@ -96,6 +101,8 @@ def run(args) -> int:
           f"{', flip TTA' if args.flip_tta else ''}): accuracy {rep['accuracy']:.4f} "
           f"(95 % interval {rep['accuracy_ci95'][0]:.4f}-{rep['accuracy_ci95'][1]:.4f}), "
           f"macro F1 {rep['macro_f1']:.4f}")
+    print(f"  confidence: mean {100 * rep['mean_confidence']:.1f} % against accuracy "
+          f"{100 * rep['accuracy']:.1f} %; calibration error {100 * rep['ece']:.1f} points")
     for name, c in rep["per_class"].items():
         print(f"  {name:9s} precision {c['precision']:.3f}  recall {c['recall']:.3f}  "
               f"f1 {c['f1']:.3f}  n={c['support']}")

@@ -4,10 +4,11 @@
 
 1. fer-convert the run's model.keras (the recipe and data hashes come from the run folder)
    to models/fer_NAME_int8.tflite + .json; it refuses a drop past --max-drop;
-2. copy the float model, history and curve beside it (fer_NAME.keras, _history.csv,
+2. fit the int8 model's confidence temperature on PublicTest (fer_tools.calibrate);
+3. copy the float model, history and curve beside it (fer_NAME.keras, _history.csv,
    _curve.png);
-3. fer-eval float and int8, with and without flip TTA, on PublicTest (validation);
-4. regenerate MODEL_CARD.md.
+4. fer-eval float and int8, with and without flip TTA, on PublicTest (validation);
+5. regenerate MODEL_CARD.md.
 Latency comes from fer-bench (`fer-bench --stage infer --model seed,NAME --threads 1,2,4
 --no-flip-tta --json --output models/bench_infer.json`), run on a quiet machine.
 """
@@ -19,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from fer_tools import card, convert, evaluate
+from fer_tools import calibrate, card, convert, evaluate
 
 
 def main(argv=None) -> int:
@@ -40,6 +41,9 @@ def main(argv=None) -> int:
     tfl = models / f"fer_{name}_int8.tflite"
     rc = convert.main([str(run / "model.keras"), "--name", name, "--out", str(tfl),
                        "--calibration", args.calibration, "--max-drop", args.max_drop, *data])
+    if rc:
+        return rc
+    rc = calibrate.main([str(tfl), *data])
     if rc:
         return rc
     keras_copy = models / f"fer_{name}.keras"
