@@ -142,3 +142,49 @@ def test_metadata_that_disagrees_with_the_model(tmp_path, model_path, clips):
     bad.with_suffix(".json").write_text("{not json")
     proc = run_cli("--video", str(clips["empty"]), "--headless", "--model", str(bad))
     assert proc.returncode == 4 and "metadata unreadable" in proc.stderr
+
+
+def test_a_screen_missing_at_boot_exits_6_or_is_waited_for(tmp_path, clips):
+    """SDL cannot open the screen (here: a video driver that does not exist, as KMSDRM fails
+    with the screen off). By default that is exit 6 naming the display; with
+    board.screen_retry_s the run goes on without the board and nothing is lost."""
+    env = {"SDL_VIDEODRIVER": "nosuchdriver"}
+    proc = run_cli("--video", str(clips["moving"]), "--windowed", env=env)
+    assert proc.returncode == 6, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("fer-pi:")]
+    assert "display error" in line and "--headless" in line
+    out, health = tmp_path / "r.jsonl", tmp_path / "h.json"
+    proc = run_cli("--video", str(clips["moving"]), "--windowed", "--screen-retry", "1",
+                   "--output", str(out), "--health-file", str(health), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(out.read_text().splitlines()) == 60
+    assert "going on without the board, trying again every 1 s" in proc.stderr
+    assert json.loads(health.read_text())["screen"] == "waiting"
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_board_opens_when_the_screen_appears(monkeypatch):
+    """ScreenRetry on a real pygame display: while SDL cannot open one the loop goes on
+    (show says keep going, keys say nothing), no retry before its time, and the first retry
+    after the screen appears opens the board and draws."""
+    from conftest import FakeClock
+
+    from fer_pi.display import PygameDisplay, ScreenRetry
+    from fer_pi.labels import LABELS
+    from fer_pi.pipeline import RunStats
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "nosuchdriver")
+    clock = FakeClock(0.0)
+    screen = ScreenRetry(PygameDisplay(LABELS, fullscreen=False, window_size=(320, 240)), 10.0,
+                         clock)
+    screen.open()
+    assert screen.state == "waiting" and screen.show(None, RunStats()) and screen.handle_events()
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # the screen is switched on
+    clock.t = 9.0
+    assert screen.show(None, RunStats()) and screen.state == "waiting"  # not before its time
+    clock.t = 10.5
+    try:
+        assert screen.show(None, RunStats()) and screen.state == "on"
+        assert screen.display.surface is not None and screen.display.surface.get_size() == (320, 240)
+    finally:
+        screen.close()

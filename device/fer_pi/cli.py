@@ -234,13 +234,15 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
 
     names = parse_names(cfg.board.label_names)
     if not cfg.output.headless:
-        from fer_pi.display import DisplayError, PygameDisplay
+        from fer_pi.display import DisplayError, PygameDisplay, ScreenRetry
 
         b = cfg.board
         display = PygameDisplay(classifier.info.labels, b.fullscreen,
                                 (b.window_width, b.window_height), b.overlay,
                                 cfg.detect.max_faces, b.max_fps, b.mirror, b.privacy,
                                 b.rotate, names)
+        if b.screen_retry_s:
+            display = ScreenRetry(display, b.screen_retry_s)
         try:
             display.open()
         except DisplayError as exc:
@@ -260,6 +262,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             stats_ref.append(stats)
         state.camera_state = "running"
         state.idle = pacer is not None and pacer.idle
+        state.screen = getattr(display, "state", "on") if display is not None else "none"
         state.camera_reconnects = getattr(source, "reconnects", 0)
         state.corrupt_frames = source.corrupt_frames
         if display is not None:

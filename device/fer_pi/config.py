@@ -113,6 +113,10 @@ class BoardConfig:
                            "'pixelate' each face in the picture and on its card, 'no_picture' "
                            "no camera picture at all (boxes and labels on a plain background)",
                            choices=PRIVACY, flag="--privacy")
+    screen_retry_s: float = setting(0.0, "when the screen cannot be opened (off or unplugged at "
+                                    "boot): 0 exits with code 6; N > 0 runs without the board "
+                                    "(results, MQTT, health go on) and tries again every N s",
+                                    0.0, 3600.0, flag="--screen-retry")
     label_names: str = setting("", "the board's words for the labels, in the room's language: "
                                "'happy=fröhlich,sad=traurig,uncertain=unsicher' (results, MQTT "
                                "and the status endpoint keep the model's labels)",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
 
 import pygame
 
@@ -91,3 +93,59 @@ class PygameDisplay:
 
     def close(self) -> None:
         pygame.display.quit()
+
+
+class ScreenRetry:
+    """A kiosk whose screen is off or unplugged when the Pi boots: SDL's KMSDRM finds no
+    connected screen and the board cannot open. Exiting would let systemd give up after its
+    restart limit, and the board would never appear when the screen is switched on; instead
+    the loop runs without the board (results, MQTT, /status and health go on) and tries the
+    screen again every ``retry_s`` seconds (board.screen_retry_s)."""
+
+    def __init__(self, display: PygameDisplay, retry_s: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self.display, self.retry_s, self.clock = display, retry_s, clock
+        self.is_open = False
+        self._next_try = 0.0
+
+    @property
+    def state(self) -> str:
+        return "on" if self.is_open else "waiting"
+
+    @property
+    def status(self) -> str:
+        return self.display.status
+
+    @status.setter
+    def status(self, message: str) -> None:
+        self.display.status = message
+
+    def open(self) -> None:
+        self._try(first=True)
+
+    def _try(self, first: bool = False) -> bool:
+        try:
+            self.display.open()
+        except DisplayError as exc:
+            pygame.display.quit()  # the next try starts SDL's video from scratch
+            self._next_try = self.clock() + self.retry_s
+            if first:
+                log.warning("%s; going on without the board, trying again every %g s",
+                            exc, self.retry_s)
+            return False
+        self.is_open = True
+        if not first:
+            log.warning("the screen is there now: the board is on")
+        return True
+
+    def handle_events(self) -> bool:
+        return self.display.handle_events() if self.is_open else True
+
+    def show(self, result: FrameResult | None, stats: RunStats) -> bool:
+        if not self.is_open and (self.clock() < self._next_try or not self._try()):
+            return True
+        return self.display.show(result, stats)
+
+    def close(self) -> None:
+        if self.is_open:
+            self.display.close()

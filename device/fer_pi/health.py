@@ -33,6 +33,7 @@ class HealthState:
     camera_state: str = "starting"  # starting, running, lost, retrying, closed, ended
     camera_reconnects: int = 0
     idle: bool = False  # no face for a while: the loop runs at source.idle_fps
+    screen: str = "none"  # on; waiting (board.screen_retry_s: not found yet); none (headless)
     corrupt_frames: int = 0
     model: str = ""
     started: float = field(default_factory=time.monotonic)  # uptime must not step with NTP
@@ -96,6 +97,7 @@ def snapshot(state: HealthState, fps: float, faces: int, frames: int,
         "stage_ms": {k: round(v, 3) for k, v in stage_ms.items()},
         "camera": {"state": state.camera_state, "reconnects": state.camera_reconnects},
         "idle": state.idle,
+        "screen": state.screen,
         "corrupt_frames": state.corrupt_frames,
         "model": state.model,
         "room": state.room,
@@ -129,6 +131,8 @@ def prometheus(snap: dict) -> str:
            [("", snap["camera"]["reconnects"])])
     metric("idle", "gauge", "1 while the loop runs at the idle rate (no face for a while)",
            [("", int(snap.get("idle", False)))])
+    metric("screen_up", "gauge", "1 while the board is on a screen (0: headless, or waiting "
+           "for one)", [("", int(snap.get("screen") == "on"))])
     metric("corrupt_frames_total", "counter", "Frames skipped as unreadable",
            [("", snap["corrupt_frames"])])
     counts = (snap.get("room") or {}).get("counts") or {}
