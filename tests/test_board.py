@@ -244,15 +244,8 @@ def test_no_picture_leaves_no_card_of_the_faces_last_seen(face):
     assert np.array_equal(frame_to_array(after), frame_to_array(fresh))
 
 
-def test_label_names_are_the_words_the_board_shows(face, monkeypatch):
-    """board.label_names: a museum's own words on tags, chips, cards and bars; nothing
-    English is left for a renamed label, and the default font has the letters."""
-    from fer_pi.labels import parse_names
-
-    names = parse_names("happy=fröhlich, surprise=überrascht, angry=wütend, sad=traurig, "
-                        "fear=ängstlich, disgust=angewidert, neutral=neutral")
-    pygame.display.init()
-    board = Board(LABELS, names=names)
+def _drawn_text(board: Board, monkeypatch, result, stats, overlay: bool = True) -> str:
+    """Every string the board renders for one frame, in order."""
     drawn: list[str] = []
     real_font = board.font
 
@@ -270,8 +263,20 @@ def test_label_names_are_the_words_the_board_shows(face, monkeypatch):
         return Recorder()
 
     monkeypatch.setattr(board, "font", recording_font)
-    board.draw(pygame.Surface((1280, 720)), _result(face), BoardStats())
-    text = " ".join(drawn)
+    board.draw(pygame.Surface((1280, 720)), result, stats, overlay)
+    return " ".join(drawn)
+
+
+def test_label_names_are_the_words_the_board_shows(face, monkeypatch):
+    """board.label_names: a museum's own words on tags, chips, cards and bars; nothing
+    English is left for a renamed label, and the default font has the letters."""
+    from fer_pi.labels import parse_names
+
+    names = parse_names("happy=fröhlich, surprise=überrascht, angry=wütend, sad=traurig, "
+                        "fear=ängstlich, disgust=angewidert, neutral=neutral")
+    pygame.display.init()
+    board = Board(LABELS, names=names)
+    text = _drawn_text(board, monkeypatch, _result(face), BoardStats())
     assert "fröhlich" in text and "überrascht" in text and "ängstlich" in text
     assert not any(w in text.split() for w in ("happy", "surprise", "fear", "angry"))
     font = pygame.font.Font(None, 24)
@@ -285,3 +290,46 @@ def test_bad_label_names_are_refused_naming_the_key(bad, needle):
 
     with pytest.raises(ConfigError, match=f"board.label_names: .*{needle}"):
         from_dict({"board": {"label_names": bad}})
+
+
+GERMAN = ("no_faces=keine Gesichter im Bild | one_face=1 Gesicht | faces={n} Gesichter | "
+          "held=seit {s} s | closed=geschlossen bis {time} | "
+          "camera_lost=Kamera getrennt, neuer Versuch in {s} s")
+
+
+def test_the_board_says_its_other_words_in_the_room_language(face, monkeypatch):
+    """board.words: the room count, the held time, the overlay, an empty panel and the
+    camera banners in the room's language; no English phrase is left."""
+    import dataclasses
+
+    from fer_pi.words import parse_words
+
+    pygame.display.init()
+    board = Board(LABELS, words=parse_words(GERMAN))
+    res = _result(face)
+    held = dataclasses.replace(res, faces=tuple(dataclasses.replace(f, shown="happy", held_s=2.0)
+                                                for f in res.faces))
+    text = _drawn_text(board, monkeypatch, held, BoardStats(fps=9.0))
+    assert text.count("2 Gesichter") == 2 and "seit 2.0 s" in text  # room count and overlay
+    one = dataclasses.replace(held, faces=held.faces[:1])
+    assert "1 Gesicht" in _drawn_text(Board(LABELS, words=parse_words(GERMAN)), monkeypatch,
+                                      one, BoardStats())
+    empty = _drawn_text(Board(LABELS, words=parse_words(GERMAN)), monkeypatch, None,
+                        BoardStats(status=board.say("closed", time="08:00")))
+    assert "keine Gesichter im Bild" in empty and "geschlossen bis 08:00" in empty
+    shown = f"{text} {empty}"
+    assert not {"face", "faces", "for", "closed", "until"} & set(shown.split())
+    assert "no faces in view" not in shown
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ("nofaces=nichts", "unknown phrase 'nofaces'"),
+    ("faces={count} Gesichter", r"uses count; it may use \{n\}"),
+    ("held=seit {s s", "not a phrase"),
+    ("one_face", "not key=phrase"),
+])
+def test_bad_words_are_refused_naming_the_key(bad, needle):
+    from fer_pi.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match=f"board.words: .*{needle}"):
+        from_dict({"board": {"words": bad}})

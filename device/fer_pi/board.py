@@ -18,6 +18,7 @@ from fer_pi.config import PRIVACY, ROTATIONS
 from fer_pi.events import room_summary
 from fer_pi.labels import UNCERTAIN
 from fer_pi.schema import Face, FrameResult
+from fer_pi.words import WORDS
 
 # one colour per emotion (RGB), chosen to stay apart for common colour blindness
 # where possible: warm for negative arousal, cool for low arousal
@@ -91,11 +92,12 @@ class Board:
 
     def __init__(self, labels: tuple[str, ...], max_cards: int = 8, fade_s: float = 1.0,
                  mirror: bool = False, privacy: str = "off", rotate: int = 0,
-                 names: dict[str, str] | None = None):
+                 names: dict[str, str] | None = None, words: dict[str, str] | None = None):
         if not pygame.font.get_init():
             pygame.font.init()
         self.labels = labels
         self.names = names or {}  # the words shown for labels (board.label_names)
+        self.words = words or WORDS  # its other words (board.words)
         self.mirror = mirror  # drawing only: boxes and records stay in camera coordinates
         if privacy not in PRIVACY:
             raise ValueError(f"privacy must be one of {', '.join(PRIVACY)}, not {privacy!r}")
@@ -114,6 +116,13 @@ class Board:
     def word(self, label: str) -> str:
         """What the board shows for a label: the room's word for it (board.label_names)."""
         return self.names.get(label, label)
+
+    def say(self, key: str, **fields) -> str:
+        """One of the board's phrases (words.WORDS), in the room's language."""
+        return self.words[key].format(**fields)
+
+    def _count(self, n: int) -> str:
+        return self.say("one_face") if n == 1 else self.say("faces", n=n)
 
     def font(self, px: int) -> pygame.font.Font:
         if px not in self._fonts:
@@ -228,7 +237,7 @@ class Board:
         y = panel.y + u // 2 + title.get_height() + u // 4
         y = self._draw_summary(surface, lay, result.faces if result else (), y) + u // 3
         if not self.cards:
-            msg = self.font(u).render("no faces in view", True, DIM)
+            msg = self.font(u).render(self.say("no_faces"), True, DIM)
             surface.blit(msg, (panel.x + u // 2, y))
             return
         now = result.frame.steady_t if result else 0.0
@@ -262,7 +271,7 @@ class Board:
         font = self.font(max(10, int(u * 0.9)))
         x = lay.panel.x + u // 2
         n = len(faces)
-        head = font.render(f"{n} face{'s' if n != 1 else ''}", True, TEXT)
+        head = font.render(self._count(n), True, TEXT)
         surface.blit(head, (x, y))
         x += head.get_width() + u // 2
         for label, count in counts.items():
@@ -300,7 +309,7 @@ class Board:
         surface.blit(self.font(int(u * 1.2)).render(head, True, colour), (tx, rect.y + u // 4))
         sub = f"{_confidence(face):.0%}"
         if face.shown is not None:
-            sub += f"  for {face.held_s:.1f} s"
+            sub += "  " + self.say("held", s=f"{face.held_s:.1f}")
         surface.blit(self.font(max(10, int(u * 0.9))).render(sub, True, DIM),
                      (tx, rect.y + int(u * 1.5)))
         probs = face.shown_probs
@@ -332,7 +341,7 @@ class Board:
     def _draw_overlay(self, surface: pygame.Surface, lay: Layout, stats: BoardStats,
                       n_faces: int) -> None:
         font = self.font(max(10, int(lay.unit * 0.8)))
-        parts = [f"{stats.fps:4.1f} FPS", f"{n_faces} face{'s' if n_faces != 1 else ''}"]
+        parts = [f"{stats.fps:4.1f} FPS", self._count(n_faces)]
         parts += [f"{k} {v:.1f} ms" for k, v in stats.timings_ms.items()]
         text = font.render("  ".join(parts), True, TEXT)
         bg = pygame.Surface((text.get_width() + lay.unit, text.get_height() + lay.unit // 2),

@@ -333,6 +333,9 @@ class ResilientSource:
         self.count = 0
         self.reconnects = 0
         self.state = "starting"
+        # what on_wait's message says, for a board that says it in its own words
+        self.opens_at: datetime | None = None
+        self.retry_in_s = 0.0
 
     @property
     def corrupt_frames(self) -> int:
@@ -353,7 +356,7 @@ class ResilientSource:
     def _wait_for_hours(self) -> None:
         self._close_inner()
         self.state = "closed"
-        opens = self.hours.next_open(self.now())
+        opens = self.opens_at = self.hours.next_open(self.now())
         log.info("outside source.hours (%s): camera closed until %s", self.hours,
                  opens.strftime("%H:%M"))
         while not self.stop.is_set() and self._closed_now():
@@ -392,6 +395,7 @@ class ResilientSource:
             try_now = False
             while not self.stop.is_set() and time.monotonic() < deadline:
                 left = deadline - time.monotonic()
+                self.retry_in_s = max(0.0, left)
                 self.on_wait(f"camera lost, retrying in {max(0, left):.0f} s")
                 self.stop.wait(min(1.0, max(0.0, left)))
             if self.stop.is_set():

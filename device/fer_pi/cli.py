@@ -23,6 +23,7 @@ from fer_pi.idle import IdlePacer, paced
 from fer_pi.labels import parse_names
 from fer_pi.modelfile import ModelError
 from fer_pi.output import OutputError
+from fer_pi.words import parse_words
 
 log = logging.getLogger("fer_pi")
 
@@ -192,7 +193,10 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         if display is not None:
             from fer_pi.pipeline import RunStats
 
-            display.status = message
+            board = display.board  # the banner in the room's words (board.words)
+            display.status = (board.say("closed", time=f"{source.opens_at:%H:%M}")
+                              if source.state == "closed" and source.opens_at else
+                              board.say("camera_lost", s=f"{source.retry_in_s:.0f}"))
             if not display.show(None, stats_ref[0] if stats_ref else RunStats()):
                 stop.set()
         # frames_total is a Prometheus counter: it must not fall back to 0 while waiting
@@ -232,7 +236,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    names = parse_names(cfg.board.label_names)
+    names, words = parse_names(cfg.board.label_names), parse_words(cfg.board.words)
     if not cfg.output.headless:
         from fer_pi.display import DisplayError, PygameDisplay, ScreenRetry
 
@@ -240,7 +244,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         display = PygameDisplay(classifier.info.labels, b.fullscreen,
                                 (b.window_width, b.window_height), b.overlay,
                                 cfg.detect.max_faces, b.max_fps, b.mirror, b.privacy,
-                                b.rotate, names)
+                                b.rotate, names, words)
         if b.screen_retry_s:
             display = ScreenRetry(display, b.screen_retry_s)
         try:
@@ -251,7 +255,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             return EXIT_DISPLAY
     if cfg.output.save_frames:
         sinks.append(_frame_saver(Path(cfg.output.save_frames), classifier.info.labels,
-                                   cfg.board.privacy, names))
+                                   cfg.board.privacy, names, words))
     if demo and cfg.output.headless:
         sinks.append(_demo_printer())
 
@@ -303,7 +307,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
 
 
 def _frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off",
-                 names: dict[str, str] | None = None):
+                 names: dict[str, str] | None = None, words: dict[str, str] | None = None):
     """Annotated PNGs, drawn by the same board code, off-screen, with the board's privacy
     (never its mirror: a record keeps camera coordinates)."""
     import pygame
@@ -314,7 +318,7 @@ def _frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off",
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {folder}: {exc.strerror}") from None
-    board = Board(labels, privacy=privacy, names=names)
+    board = Board(labels, privacy=privacy, names=names, words=words)
     surface = pygame.Surface((1280, 720))
 
     def save(result) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from fer_pi.hours import Hours
 from fer_pi.labels import parse_names
+from fer_pi.words import parse_words
 
 
 class ConfigError(Exception):
@@ -113,6 +114,10 @@ class BoardConfig:
                            "'pixelate' each face in the picture and on its card, 'no_picture' "
                            "no camera picture at all (boxes and labels on a plain background)",
                            choices=PRIVACY, flag="--privacy")
+    words: str = setting("", "the board's other words in the room's language, | between them: "
+                         "'no_faces=keine Gesichter im Bild | one_face=1 Gesicht | faces={n} "
+                         "Gesichter | held=seit {s} s | closed=geschlossen bis {time} | "
+                         "camera_lost=Kamera getrennt, neuer Versuch in {s} s'", flag="--words")
     screen_retry_s: float = setting(0.0, "when the screen cannot be opened (off or unplugged at "
                                     "boot): 0 exits with code 6; N > 0 runs without the board "
                                     "(results, MQTT, health go on) and tries again every N s",
@@ -296,6 +301,10 @@ def validate(cfg: Config) -> None:
         parse_names(cfg.board.label_names)
     except ValueError as exc:
         raise ConfigError(f"board.label_names: {exc}") from None
+    try:
+        parse_words(cfg.board.words)
+    except ValueError as exc:
+        raise ConfigError(f"board.words: {exc}") from None
     try:
         Hours.parse(cfg.source.hours)
     except ValueError as exc:

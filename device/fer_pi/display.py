@@ -34,9 +34,10 @@ class PygameDisplay:
     def __init__(self, labels: tuple[str, ...], fullscreen: bool = True,
                  window_size: tuple[int, int] = (1280, 720), overlay: bool = True,
                  max_cards: int = 8, max_fps: int = 60, mirror: bool = False,
-                 privacy: str = "off", rotate: int = 0, names: dict[str, str] | None = None):
+                 privacy: str = "off", rotate: int = 0, names: dict[str, str] | None = None,
+                 words: dict[str, str] | None = None):
         self.board = Board(labels, max_cards, mirror=mirror, privacy=privacy, rotate=rotate,
-                           names=names)
+                           names=names, words=words)
         self.fullscreen, self.window_size, self.overlay = fullscreen, window_size, overlay
         self.max_fps = max_fps
         self.surface: pygame.Surface | None = None
@@ -105,6 +106,7 @@ class ScreenRetry:
     def __init__(self, display: PygameDisplay, retry_s: float,
                  clock: Callable[[], float] = time.monotonic):
         self.display, self.retry_s, self.clock = display, retry_s, clock
+        self.board = display.board
         self.is_open = False
         self._next_try = 0.0
 
