@@ -50,7 +50,8 @@ def test_unit_exposure_is_low(tmp_path):
 
 def test_unit_has_the_appliance_settings():
     text = UNIT.read_text()
-    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "StartLimitBurst=",
+    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "StartLimitIntervalSec=0",
+                 "RestartPreventExitStatus=2 4",
                  "Environment=SDL_VIDEODRIVER=kmsdrm", "ProtectSystem=strict", "ProtectHome=yes",
                  "NoNewPrivileges=yes", "PrivateTmp=yes", "DevicePolicy=closed",
                  "StateDirectory=fer-pi", "PrivateNetwork=yes"):
