@@ -97,10 +97,13 @@ def test_cli_refuses_bad_hours_before_anything_starts():
     assert proc.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.parametrize("board", [("--headless",),
+                                   ("--windowed", "--words", "closed=geschlossen bis {time}")])
 def test_a_real_process_outside_its_hours_closes_the_camera_and_says_so(tmp_path,
-                                                                       stub_picamera2):
+                                                                       stub_picamera2, board):
     """fer-pi --camera picam --hours <a span that is not now>: the camera is opened once
-    (checked), closed, and health says closed until SIGTERM ends the run cleanly."""
+    (checked), closed, and health says closed until SIGTERM ends the run cleanly; with a
+    board (SDL's dummy driver) its banner is drawn in the room's words meanwhile."""
     import json
     import signal
     import time
@@ -110,7 +113,7 @@ def test_a_real_process_outside_its_hours_closes_the_camera_and_says_so(tmp_path
     now = datetime.now()
     span = f"{now + timedelta(hours=2):%H:%M}-{now + timedelta(hours=3):%H:%M}"
     health = tmp_path / "health.json"
-    proc = spawn("--camera", "picam", "--hours", span, "--headless", "--health-file",
+    proc = spawn("--camera", "picam", "--hours", span, *board, "--health-file",
                  str(health), "--output", str(tmp_path / "r.jsonl"),
                  env={"PYTHONPATH": str(stub_picamera2)})
     try:
