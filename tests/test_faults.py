@@ -167,12 +167,14 @@ def test_the_board_opens_when_the_screen_appears(monkeypatch):
     """ScreenRetry on a real pygame display: while SDL cannot open one the loop goes on
     (show says keep going, keys say nothing), no retry before its time, and the first retry
     after the screen appears opens the board and draws."""
+    import pygame
     from conftest import FakeClock
 
     from fer_pi.display import PygameDisplay, ScreenRetry
     from fer_pi.labels import LABELS
     from fer_pi.pipeline import RunStats
 
+    pygame.display.quit()  # as at boot: no video subsystem yet (other tests leave one open)
     monkeypatch.setenv("SDL_VIDEODRIVER", "nosuchdriver")
     clock = FakeClock(0.0)
     screen = ScreenRetry(PygameDisplay(LABELS, fullscreen=False, window_size=(320, 240)), 10.0,
