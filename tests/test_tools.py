@@ -184,3 +184,28 @@ def test_eval_against_a_second_model_is_a_paired_comparison(tmp_path):
     assert 0 < pr["p_value"] <= 1 and "McNemar p" in ev.stdout
     lo, hi = rep["accuracy_ci95"]
     assert lo < rep["accuracy"] < hi
+
+
+def test_ship_puts_a_run_into_a_models_folder_with_everything_the_card_needs(smoke_run,
+                                                                             tmp_path):
+    """ship: convert, calibrate, copy, evaluate four ways, write the card; the device then
+    loads the model with the temperature the metadata carries."""
+    from fer_pi.classify import Classifier
+
+    models = tmp_path / "models"
+    models.mkdir()
+    proc = tool("ship", str(smoke_run), "--name", "smoke", "--models", str(models),
+                "--calibration", "200", "--max-drop", "100", "--data", str(DATA))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tfl = models / "fer_smoke_int8.tflite"
+    meta = json.loads((models / "fer_smoke_int8.json").read_text())
+    conf = meta["confidence"]
+    assert 0.1 < conf["temperature"] < 10 and conf["fit_on"]["flip_tta"] is True
+    assert Classifier(tfl).temperature == conf["temperature"]
+    for stem in ("fer_smoke", "fer_smoke_int8"):
+        for flip in ("", "_flip"):
+            ev = json.loads((models / f"eval_{stem}_PublicTest{flip}.json").read_text())
+            assert 0 <= ev["ece"] <= 1 and 0 < ev["mean_confidence"] <= 1
+    card = (models / "MODEL_CARD.md").read_text()
+    assert "## Model `smoke`" in card and f"temperature {conf['temperature']:.3f}" in card
+    assert (models / "fer_smoke.keras").is_file() and (models / "fer_smoke_history.csv").is_file()
