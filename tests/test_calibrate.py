@@ -67,11 +67,13 @@ def test_fit_recovers_the_temperature_that_made_the_labels():
     assert cf["ece_after"] < 0.02 < 0.05 < cf["ece_before"]
 
 
-def _model_copy(tmp_path, model_path, temperature) -> object:
+def _model_copy(tmp_path, model_path, temperature, single=None) -> object:
     dst = tmp_path / model_path.name
     shutil.copyfile(model_path, dst)
     meta = json.loads(metadata_path(model_path).read_text())
     meta["confidence"] = {"temperature": temperature}
+    if single is not None:
+        meta["confidence"]["temperature_single"] = single
     metadata_path(dst).write_text(json.dumps(meta))
     return dst
 
@@ -85,6 +87,10 @@ def test_the_device_applies_the_model_temperature(tmp_path, model_path):
     for c in crops:
         assert np.allclose(sharp.probabilities(c), sharpen(raw.probabilities(c), 0.5), atol=1e-6)
         assert sharp.probabilities(c).argmax() == raw.probabilities(c).argmax()
+    # one temperature per mode; a model with only one uses it for both
+    both = _model_copy(tmp_path, model_path, 0.5, single=0.8)
+    assert (Classifier(both, flip_tta=True).temperature,
+            Classifier(both, flip_tta=False).temperature) == (0.5, 0.8)
 
 
 @pytest.mark.parametrize("bad", [0, "warm", -1.0, 100])
@@ -96,28 +102,34 @@ def test_a_bad_temperature_is_refused_naming_the_file(tmp_path, model_path, bad)
 
 @needs_data
 @pytest.mark.parametrize("name", sorted(shipped_models()))
-def test_shipped_models_are_calibrated_on_the_split_they_name(name):
-    """Each shipped model's temperature lowers its calibration error on PublicTest, as the
-    board computes probabilities (flip TTA), and the metadata names the split's hash."""
+@pytest.mark.parametrize("flip", [True, False])
+def test_shipped_models_are_calibrated_on_the_split_they_name(name, flip):
+    """Each shipped model's temperature for each mode lowers its calibration error on
+    PublicTest as the board computes probabilities, the device picks the one for its mode,
+    and the metadata names the split's hash."""
     path = shipped_models()[name]
     conf = json.loads(metadata_path(path).read_text())["confidence"]
     split = load_split(DATA, "PublicTest")
     assert conf["fit_on"]["sha256"] == file_sha256(split.path)
-    raw = Classifier(path, flip_tta=True, temperature=1.0)
+    t = conf["temperature" if flip else "temperature_single"]
+    assert Classifier(path, flip_tta=flip).temperature == t
+    raw = Classifier(path, flip_tta=flip, temperature=1.0)
     probs = np.stack([raw.probabilities(x) for x in split.x])
-    assert ece(sharpen(probs, conf["temperature"]), split.y) < ece(probs, split.y)
-    assert conf["temperature"] == pytest.approx(fit_temperature(probs, split.y), rel=0.02)
+    assert ece(sharpen(probs, t), split.y) < ece(probs, split.y)
+    assert t == pytest.approx(fit_temperature(probs, split.y), rel=0.02)
 
 
 @needs_data
 def test_calibrate_writes_the_metadata_and_refuses_a_model_without_it(tmp_path, model_path):
     dst = _model_copy(tmp_path, model_path, 1.0)
-    r = subprocess.run([sys.executable, "-m", "fer_tools.calibrate", str(dst), "--no-flip-tta",
-                        "--data", str(DATA)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "fer_tools.calibrate", str(dst), "--data",
+                        str(DATA)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     conf = json.loads(metadata_path(dst).read_text())["confidence"]
-    assert conf["fit_on"]["flip_tta"] is False and 0.1 < conf["temperature"] < 10
-    assert conf["ece_cross_fitted"]["after"] < conf["ece_cross_fitted"]["before"]
+    for mode, key in (("flip_tta", "temperature"), ("single", "temperature_single")):
+        m = conf["modes"][mode]
+        assert conf[key] == m["temperature"] and 0.1 < m["temperature"] < 10
+        assert m["ece_cross_fitted"]["after"] < m["ece_cross_fitted"]["before"]
     assert "temperature" in r.stdout
     metadata_path(dst).unlink()
     r = subprocess.run([sys.executable, "-m", "fer_tools.calibrate", str(dst), "--data",

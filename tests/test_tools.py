@@ -200,12 +200,13 @@ def test_ship_puts_a_run_into_a_models_folder_with_everything_the_card_needs(smo
     tfl = models / "fer_smoke_int8.tflite"
     meta = json.loads((models / "fer_smoke_int8.json").read_text())
     conf = meta["confidence"]
-    assert 0.1 < conf["temperature"] < 10 and conf["fit_on"]["flip_tta"] is True
-    assert Classifier(tfl).temperature == conf["temperature"]
+    assert 0.1 < conf["temperature"] < 10 and 0.1 < conf["temperature_single"] < 10
+    assert Classifier(tfl, flip_tta=True).temperature == conf["temperature"]
+    assert Classifier(tfl, flip_tta=False).temperature == conf["temperature_single"]
     for stem in ("fer_smoke", "fer_smoke_int8"):
         for flip in ("", "_flip"):
             ev = json.loads((models / f"eval_{stem}_PublicTest{flip}.json").read_text())
             assert 0 <= ev["ece"] <= 1 and 0 < ev["mean_confidence"] <= 1
     card = (models / "MODEL_CARD.md").read_text()
-    assert "## Model `smoke`" in card and f"temperature {conf['temperature']:.3f}" in card
+    assert "## Model `smoke`" in card and f"temperature {conf['temperature']:.3f} with flip" in card
     assert (models / "fer_smoke.keras").is_file() and (models / "fer_smoke_history.csv").is_file()

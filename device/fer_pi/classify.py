@@ -55,8 +55,10 @@ class Classifier:
     def __init__(self, model: Path, threads: int = 2, runtime: str | None = None,
                  flip_tta: bool = False, temperature: float | None = None):
         self.info: ModelInfo = read_model_info(model)
-        # the model's own calibration (metadata), unless the caller fits one (temperature=1)
-        self.temperature = self.info.temperature if temperature is None else temperature
+        # the model's own calibration for this mode (metadata), unless the caller fits one
+        # (temperature=1)
+        own = self.info.temperature if flip_tta else self.info.temperature_single
+        self.temperature = own if temperature is None else temperature
         self.runtime, interpreter_cls = load_interpreter_class(runtime)
         if model.stat().st_size == 0:
             raise ModelError(f"model file is empty: {model}")

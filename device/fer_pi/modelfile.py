@@ -31,6 +31,7 @@ class ModelInfo:
     # probabilities are sharpened (T < 1) or softened (T > 1) by this temperature so that a
     # face shown at 70 % is right about 70 % of the time (fer_tools.calibrate); 1: as is
     temperature: float = 1.0
+    temperature_single: float = 1.0  # the same without flip TTA (one inference per face)
 
 
 def models_dir() -> Path:
@@ -104,12 +105,16 @@ def read_model_info(model: Path) -> ModelInfo:
         offset = float(norm.get("offset", 0.0))
     except (TypeError, ValueError):
         raise ModelError(f"model metadata: bad input.normalization in {meta_file}") from None
-    try:
-        temperature = float(meta.get("confidence", {}).get("temperature", 1.0))
-    except (AttributeError, TypeError, ValueError):
-        temperature = -1.0
-    if not 0.05 <= temperature <= 20:
-        raise ModelError(f"model metadata: confidence.temperature must be a number in 0.05..20: "
-                         f"{meta_file}")
+    temps = []
+    for key in ("temperature", "temperature_single"):
+        try:
+            conf = meta.get("confidence", {})
+            t = float(conf.get(key, temps[0] if temps else 1.0))
+        except (AttributeError, TypeError, ValueError):
+            t = -1.0
+        if not 0.05 <= t <= 20:
+            raise ModelError(f"model metadata: confidence.{key} must be a number in 0.05..20: "
+                             f"{meta_file}")
+        temps.append(t)
     return ModelInfo(model, str(meta.get("name", model.stem)), labels, scale, offset, meta,
-                     temperature)
+                     *temps)

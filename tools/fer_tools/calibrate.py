@@ -1,14 +1,15 @@
 """Make the confidence a model shows mean what it says: temperature scaling.
 
-    python -m fer_tools.calibrate models/fer_vgg_int8.tflite [--data DIR] [--no-flip-tta]
+    python -m fer_tools.calibrate models/fer_vgg_int8.tflite [--data DIR]
 
 A model trained with label smoothing or distillation is under-confident: the shipped models
 said 52 % on average on PublicTest while right 67 % of the time, so the board's "45 %"
 undersold a fair guess and `smooth.uncertain_below` hid right labels as "uncertain". One
 temperature T, fitted by minimizing the negative log-likelihood of the int8 model's own
-outputs (as the board computes them: flip TTA by default), rescales every face's
-probabilities without changing any label (Guo et al. 2017). T is written into the model's
-metadata (``confidence``), and the device applies it.
+outputs as the board computes them, rescales every face's probabilities without changing
+any label (Guo et al. 2017). One T is fitted for flip TTA (the board's default) and one
+for single inferences (``--no-flip-tta``); both go into the model's metadata
+(``confidence``), and the device applies the one for its mode.
 
 Honesty: T is fitted on PublicTest, the validation split. The error reported beside it is
 cross-fitted: T fitted on one stratified half, expected calibration error measured on the
@@ -67,25 +68,35 @@ def cross_fit(probs: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
             "ece_after": float(np.mean([h["ece_after"] for h in halves]))}
 
 
-def calibrate(model: Path, split, flip: bool = True, threads: int = 2) -> dict:
-    """The metadata's ``confidence`` section for ``model`` (its raw outputs, temperature 1)."""
+def fit_mode(probs: np.ndarray, y: np.ndarray) -> dict:
+    """One mode's temperature and what it does to the confidence shown."""
+    t = fit_temperature(probs, y)
+    cf = cross_fit(probs, y)
+    return {"temperature": round(t, 4),
+            "mean_confidence": {"before": float(probs.max(1).mean()),
+                                "after": float(sharpen(probs, t).max(1).mean())},
+            "accuracy": float((probs.argmax(1) == y).mean()),
+            "ece_cross_fitted": {"before": round(cf["ece_before"], 4),
+                                 "after": round(cf["ece_after"], 4), "halves": cf["halves"]}}
+
+
+def calibrate(model: Path, split, threads: int = 2) -> dict:
+    """The metadata's ``confidence`` section for ``model``, from its raw outputs
+    (temperature 1) on each face and its mirror image: both modes from one pass each."""
     from fer_pi.classify import Classifier
 
-    clf = Classifier(model, threads=threads, flip_tta=flip, temperature=1.0)
-    probs = np.stack([clf.probabilities(img) for img in split.x]).astype(np.float64)
-    t = fit_temperature(probs, split.y)
-    cf = cross_fit(probs, split.y)
-    sharp = sharpen(probs, t)
+    clf = Classifier(model, threads=threads, flip_tta=False, temperature=1.0)
+    plain = np.stack([clf.probabilities(img) for img in split.x]).astype(np.float64)
+    mirrored = np.stack([clf.probabilities(img[:, ::-1]) for img in split.x]).astype(np.float64)
+    modes = {"flip_tta": fit_mode((plain + mirrored) / 2, split.y),
+             "single": fit_mode(plain, split.y)}
     return {
-        "temperature": round(t, 4),
+        "temperature": modes["flip_tta"]["temperature"],
+        "temperature_single": modes["single"]["temperature"],
         "method": "temperature scaling (Guo et al. 2017): probabilities p^(1/T), renormalized",
         "fit_on": {"split": split.name, "split_role": "validation", "images": len(split.y),
-                   "sha256": file_sha256(split.path), "flip_tta": flip},
-        "mean_confidence": {"before": float(probs.max(1).mean()),
-                            "after": float(sharp.max(1).mean())},
-        "accuracy": float((probs.argmax(1) == split.y).mean()),
-        "ece_cross_fitted": {"before": round(cf["ece_before"], 4),
-                             "after": round(cf["ece_after"], 4), "halves": cf["halves"]},
+                   "sha256": file_sha256(split.path)},
+        "modes": modes,
     }
 
 
@@ -109,14 +120,15 @@ def run(args) -> int:
     if not metadata_path(model).is_file():  # before minutes of inference, not after
         raise CalibrateError(f"no metadata beside the model: {metadata_path(model)}")
     split = load_split(args.data, "PublicTest")
-    section = calibrate(model, split, flip=not args.no_flip_tta, threads=args.threads)
+    section = calibrate(model, split, threads=args.threads)
     meta_file = write_section(model, section)
-    cf, mc = section["ece_cross_fitted"], section["mean_confidence"]
-    print(f"{model.name}: temperature {section['temperature']:.3f}; mean confidence "
-          f"{100 * mc['before']:.1f} % -> {100 * mc['after']:.1f} % at accuracy "
-          f"{100 * section['accuracy']:.1f} %; calibration error (cross-fitted on PublicTest "
-          f"halves) {100 * cf['before']:.1f} -> {100 * cf['after']:.1f} points; wrote "
-          f"{meta_file}")
+    for mode, m in section["modes"].items():
+        cf, mc = m["ece_cross_fitted"], m["mean_confidence"]
+        print(f"{model.name}, {mode}: temperature {m['temperature']:.3f}; mean confidence "
+              f"{100 * mc['before']:.1f} % -> {100 * mc['after']:.1f} % at accuracy "
+              f"{100 * m['accuracy']:.1f} %; calibration error (cross-fitted on PublicTest "
+              f"halves) {100 * cf['before']:.1f} -> {100 * cf['after']:.1f} points")
+    print(f"wrote {meta_file}")
     return 0
 
 
@@ -126,8 +138,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("model", help="an int8 .tflite with its metadata .json beside it")
     p.add_argument("--data", default=None, help="FER2013 folder (default: $FER_DATA or "
                    "../shared/data/fer2013)")
-    p.add_argument("--no-flip-tta", action="store_true", help="fit on single inferences "
-                   "(the board's default averages the face with its mirror image)")
     p.add_argument("--threads", type=int, default=2)
     return p.parse_args(argv)
 

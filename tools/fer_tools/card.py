@@ -80,19 +80,23 @@ def _confidence_text(meta: dict) -> list[str]:
     if not c:
         return ["The int8 model's probabilities are shown as they come (no confidence "
                 "calibration in its metadata).", ""]
-    cf, mc = c["ece_cross_fitted"], c["mean_confidence"]
+    f, s = c["modes"]["flip_tta"], c["modes"]["single"]
     return [f"**Confidence.** The device sharpens the int8 model's probabilities with "
-            f"temperature {c['temperature']:.3f} (`confidence` in the metadata; "
-            f"`python -m fer_tools.calibrate`), fitted on {c['fit_on']['split']} (validation"
-            f"{', flip TTA' if c['fit_on']['flip_tta'] else ''}): as trained it said "
-            f"{_pct(mc['before'])} on average while right {_pct(c['accuracy'])} of the time; "
-            f"calibrated it says {_pct(mc['after'])}. Calibration error (the gap between the "
+            f"temperature {f['temperature']:.3f} with flip TTA and {s['temperature']:.3f} "
+            f"without (`confidence` in the metadata; `python -m fer_tools.calibrate`), fitted "
+            f"on {c['fit_on']['split']} (validation). With flip TTA the model as trained said "
+            f"{_pct(f['mean_confidence']['before'])} on average while right "
+            f"{_pct(f['accuracy'])} of the time; calibrated it says "
+            f"{_pct(f['mean_confidence']['after'])}. Calibration error (the gap between the "
             f"confidence shown and how often such faces are right), fitted on one half of "
-            f"{c['fit_on']['split']} and measured on the other: {100 * cf['before']:.1f} "
-            f"points before, {100 * cf['after']:.1f} after. No label changes. In the table the "
-            "float rows are the Keras model as trained; the int8 rows are as the device shows "
-            "them, temperature applied, measured on the split it was fitted on (so the "
-            "cross-fitted figure here is the one to expect).", ""]
+            f"{c['fit_on']['split']} and measured on the other: "
+            f"{100 * f['ece_cross_fitted']['before']:.1f} points before, "
+            f"{100 * f['ece_cross_fitted']['after']:.1f} after with flip TTA; "
+            f"{100 * s['ece_cross_fitted']['before']:.1f} and "
+            f"{100 * s['ece_cross_fitted']['after']:.1f} without. No label changes. In the "
+            "table the float rows are the Keras model as trained; the int8 rows are as the "
+            "device shows them, temperature applied, measured on the split it was fitted on "
+            "(so the cross-fitted figures here are the ones to expect).", ""]
 
 
 def _latency(bench: dict | None, name: str, threads: int) -> float | None:
