@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from string import Formatter
 
+from fer_pi.labels import parse_pairs
+
 WORDS: dict[str, str] = {
     "no_faces": "no faces in view",
     "one_face": "1 face",
@@ -28,12 +30,7 @@ def parse_words(text: str) -> dict[str, str]:
     replacing the English. Phrases are separated by | (they may contain commas). Raises
     ValueError naming the phrase that is wrong."""
     words = dict(WORDS)
-    for part in filter(str.strip, text.split("|")):
-        key, sep, phrase = (x.strip() for x in part.partition("="))
-        if not sep or not phrase:
-            raise ValueError(f"{part.strip()!r} is not key=phrase")
-        if key not in WORDS:
-            raise ValueError(f"unknown phrase {key!r}; known: {', '.join(WORDS)}")
+    for key, phrase in parse_pairs(text, "|", WORDS, "key=phrase", "phrase"):
         try:
             extra = _fields(phrase) - _fields(WORDS[key])
             if not extra:
