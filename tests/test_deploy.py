@@ -58,7 +58,7 @@ def test_unit_has_the_appliance_settings():
         assert line in text, line
     allowed = re.findall(r"^DeviceAllow=(\S+)", text, re.M)
     assert set(allowed) == {"char-video4linux", "char-media", "char-drm", "char-dma_heap",
-                            "char-input"}
+                            "char-input", "char-cec"}
 
 
 def test_install_dry_run_lists_every_step_and_changes_nothing(tmp_path):

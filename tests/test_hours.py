@@ -129,3 +129,97 @@ def test_a_real_process_outside_its_hours_closes_the_camera_and_says_so(tmp_path
     assert out.count("stub camera started") == 1 and out.count("stub camera stopped") == 1
     assert "camera closed until" in err and span.split("-")[0] in err
     assert (tmp_path / "r.jsonl").read_text() == ""  # nothing captured, nothing written
+
+
+class FakeRun:
+    """subprocess.run as cec-ctl would answer it; records each command."""
+
+    def __init__(self, returncode: int = 0):
+        self.calls: list[list[str]] = []
+        self.returncode = returncode
+
+    def __call__(self, cmd, **_kw):
+        import subprocess
+
+        self.calls.append(cmd[3:])  # after cec-ctl -d DEV
+        return subprocess.CompletedProcess(cmd, self.returncode, "", "no TV on the bus\n")
+
+
+def test_the_screen_sleeps_while_closed_and_wakes_when_the_hours_begin(caplog):
+    from fer_pi.tvpower import CecScreen
+
+    run = FakeRun()
+    tv = CecScreen("/dev/cec0", run=run)
+    tv.follow("running")  # open at start: nothing to do
+    for state in ("closed", "closed", "closed"):  # on_wait, once a second all night
+        tv.follow(state)
+    tv.follow("retrying")  # a lost camera is not a closed room
+    tv.follow("running")
+    tv.follow("running")
+    assert run.calls == [["--playback"], ["--to", "0", "--standby"],
+                         ["--to", "0", "--image-view-on"]]
+
+
+def test_a_tv_that_ignores_cec_is_asked_once_and_never_stops_the_board(caplog):
+    import logging
+
+    from fer_pi.tvpower import CecScreen
+
+    run = FakeRun(returncode=1)
+    tv = CecScreen("/dev/cec0", run=run)
+    with caplog.at_level(logging.WARNING, logger="fer_pi.tvpower"):
+        for _ in range(5):
+            tv.follow("closed")
+    assert run.calls == [["--playback"]] and "no TV on the bus" in caplog.text
+    missing = CecScreen("/dev/cec0", run=lambda *a, **k: (_ for _ in ()).throw(
+        FileNotFoundError("cec-ctl")))
+    missing.follow("closed")  # logged, not raised
+
+
+def test_cec_settings_are_checked_before_start(tmp_path, monkeypatch):
+    from fer_pi.config import ConfigError, from_dict
+
+    dev = tmp_path / "cec0"
+    dev.touch()
+    with pytest.raises(ConfigError, match="needs|source.hours"):
+        from_dict({"board": {"cec_device": str(dev)}})
+    with pytest.raises(ConfigError, match="no such device"):
+        from_dict({"board": {"cec_device": str(tmp_path / "cec9")},
+                   "source": {"hours": "08:00-18:00"}})
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cec-ctl anywhere
+    with pytest.raises(ConfigError, match="apt install v4l-utils"):
+        from_dict({"board": {"cec_device": str(dev)}, "source": {"hours": "08:00-18:00"}})
+
+
+def test_a_real_process_puts_the_screen_in_standby_outside_its_hours(tmp_path, stub_picamera2):
+    """fer-pi with a board, source.hours not now and board.cec_device: cec-ctl (a stand-in
+    on PATH that logs its arguments) configures the adapter and sends standby once."""
+    import os
+    import signal
+    import time
+
+    from conftest import spawn
+
+    bin_dir, log = tmp_path / "bin", tmp_path / "cec.log"
+    bin_dir.mkdir()
+    stub = bin_dir / "cec-ctl"
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    stub.chmod(0o755)
+    dev = tmp_path / "cec0"
+    dev.touch()
+    now = datetime.now()
+    span = f"{now + timedelta(hours=2):%H:%M}-{now + timedelta(hours=3):%H:%M}"
+    proc = spawn("--camera", "picam", "--hours", span, "--windowed", "--cec-device", str(dev),
+                 env={"PYTHONPATH": str(stub_picamera2),
+                      "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "standby" not in (
+                log.read_text() if log.exists() else ""):
+            time.sleep(0.1)
+        time.sleep(1.5)  # on_wait runs once a second: still one standby
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert log.read_text().splitlines() == [f"-d {dev} --playback", f"-d {dev} --to 0 --standby"]

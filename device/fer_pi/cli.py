@@ -185,11 +185,18 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     status_server = None
     display = None
     stats_ref: list = []
+    tv = None
+    if cfg.board.cec_device and not cfg.output.headless:
+        from fer_pi.tvpower import CecScreen
+
+        tv = CecScreen(cfg.board.cec_device)
 
     def on_wait(message: str) -> None:
         """The camera is being retried: say so on the board, to systemd and in health."""
         state.camera_state = source.state  # retrying, or closed outside source.hours
         notifier.keepalive(message)
+        if tv is not None:
+            tv.follow(source.state)  # closed for the night: the screen to standby
         if display is not None:
             from fer_pi.pipeline import RunStats
 
@@ -265,6 +272,8 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         if not stats_ref:
             stats_ref.append(stats)
         state.camera_state = "running"
+        if tv is not None:
+            tv.follow("running")  # the hours began: the screen on again
         state.idle = pacer is not None and pacer.idle
         state.screen = getattr(display, "state", "on") if display is not None else "none"
         state.camera_reconnects = getattr(source, "reconnects", 0)

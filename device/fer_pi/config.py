@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -118,6 +119,11 @@ class BoardConfig:
                          "'no_faces=keine Gesichter im Bild | one_face=1 Gesicht | faces={n} "
                          "Gesichter | held=seit {s} s | closed=geschlossen bis {time} | "
                          "camera_lost=Kamera getrennt, neuer Versuch in {s} s'", flag="--words")
+    cec_device: str = setting("", "turn the screen off (HDMI-CEC standby) while the camera is "
+                              "closed outside source.hours and on when they begin: the CEC "
+                              "device, '/dev/cec0' for a Pi's first HDMI port (needs cec-ctl: "
+                              "apt install v4l-utils); empty: leave the screen alone",
+                              flag="--cec-device")
     screen_retry_s: float = setting(0.0, "when the screen cannot be opened (off or unplugged at "
                                     "boot): 0 exits with code 6; N > 0 runs without the board "
                                     "(results, MQTT, health go on) and tries again every N s",
@@ -309,6 +315,8 @@ def validate(cfg: Config) -> None:
         Hours.parse(cfg.source.hours)
     except ValueError as exc:
         raise ConfigError(f"source.hours = {cfg.source.hours!r}: {exc}") from None
+    if cfg.board.cec_device:
+        _validate_cec(cfg)
     if 0 < cfg.source.idle_fps < 0.2:
         raise ConfigError(f"source.idle_fps = {cfg.source.idle_fps}: 0 (off) or at least 0.2 "
                           "(a frame every 5 s keeps the systemd watchdog fed)")
@@ -325,6 +333,17 @@ def validate(cfg: Config) -> None:
         _validate_mqtt(cfg.mqtt)
     if cfg.status.enabled and cfg.status.token_file:
         read_secret(cfg.status.token_file, "status.token_file")
+
+
+def _validate_cec(cfg: Config) -> None:
+    dev = cfg.board.cec_device
+    if not cfg.source.hours:
+        raise ConfigError("board.cec_device turns the screen off outside source.hours: set "
+                          "source.hours too")
+    if not Path(dev).exists():
+        raise ConfigError(f"board.cec_device = {dev!r}: no such device (ls /dev/cec*)")
+    if shutil.which("cec-ctl") is None:
+        raise ConfigError("board.cec_device: cec-ctl not found (sudo apt install v4l-utils)")
 
 
 def read_secret(path: str, key: str) -> str:
