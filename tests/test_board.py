@@ -333,3 +333,35 @@ def test_bad_words_are_refused_naming_the_key(bad, needle):
 
     with pytest.raises(ConfigError, match=f"board.words: .*{needle}"):
         from_dict({"board": {"words": bad}})
+
+
+def test_closed_for_the_night_is_a_dark_screen_whose_text_moves(face):
+    """Outside source.hours the board is black with the status in dim text, which moves
+    once a minute (a bright layout all night burns into a panel); no card, no picture."""
+    pygame.display.init()
+    board, size = Board(LABELS), (800, 480)
+    board.draw(pygame.Surface(size), _result(face), BoardStats())
+    assert board.cards
+
+    def night(t: float) -> np.ndarray:
+        surface = pygame.Surface(size)
+        board.draw(surface, None, BoardStats(status="closed until 08:00", night_t=t))
+        return frame_to_array(surface)
+
+    first, same_minute, next_minute = night(3600.0), night(3659.0), night(3660.0)
+    assert not board.cards
+    lit = first.max(axis=2) > 0
+    assert 0 < lit.mean() < 0.02 and first.max() <= 80  # a little dim text on black
+    # no layout: not one panel-coloured pixel, the background's colour only at text edges
+    assert _count(first, PANEL, tol=2) == 0 and _count(first, BACKGROUND, tol=2) < 100
+    assert np.array_equal(first, same_minute)
+    ys, xs = np.nonzero(lit)
+    ys2, xs2 = np.nonzero(next_minute.max(axis=2) > 0)
+    assert (xs.min(), ys.min()) != (xs2.min(), ys2.min())  # a minute later, elsewhere
+    spots = set()
+    for minute in range(60):  # an hour of minutes: many places, the text always on screen
+        img = night(minute * 60.0)
+        ys, xs = np.nonzero(img.max(axis=2) > 0)
+        assert len(xs) > 0
+        spots.add((xs.min() // 50, ys.min() // 50))
+    assert len(spots) > 20

@@ -37,6 +37,7 @@ BACKGROUND = (18, 18, 24)
 PANEL = (30, 30, 40)
 TEXT = (235, 235, 235)
 DIM = (150, 150, 160)
+NIGHT_TEXT = (70, 70, 76)  # closed for the night: readable close up, dark across a room
 
 
 def colour_for(label: str) -> tuple[int, int, int]:
@@ -52,6 +53,9 @@ class BoardStats:
     fps: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)
     status: str = ""  # e.g. "camera lost, retrying"
+    # closed outside source.hours: a dark screen, the status in small dim text that moves
+    # once a minute (a screen on all night must not burn in a bright layout), at this time
+    night_t: float | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,10 @@ class Board:
     def _draw(self, surface: pygame.Surface, result: FrameResult | None, stats: BoardStats,
               overlay: bool) -> None:
         lay = layout(surface.get_size())
+        if stats.night_t is not None:
+            self.cards.clear()
+            self._draw_night(surface, lay, stats.status, stats.night_t)
+            return
         surface.fill(BACKGROUND)
         if result is not None:
             self._update_cards(result)
@@ -350,6 +358,19 @@ class Board:
         surface.blit(bg, (lay.picture.x, lay.picture.bottom - bg.get_height()))
         surface.blit(text, (lay.picture.x + lay.unit // 2,
                             lay.picture.bottom - bg.get_height() + lay.unit // 4))
+
+    def _draw_night(self, surface: pygame.Surface, lay: Layout, status: str, t: float) -> None:
+        """Black, with the status in dim grey at a place that changes every minute."""
+        surface.fill((0, 0, 0))
+        text = self.font(lay.unit).render(status, True, NIGHT_TEXT)
+        w, h = surface.get_size()
+        room_x, room_y = max(1, w - text.get_width()), max(1, h - text.get_height())
+        minute = int(t // 60)
+        # a fixed walk over the screen: steps of two unrelated irrationals (golden ratio,
+        # sqrt 2) visit the whole area, never the same place twice running
+        x = int((minute * 0.6180340) % 1.0 * room_x)
+        y = int((minute * 0.4142136 + 0.5) % 1.0 * room_y)
+        surface.blit(text, (x, y))
 
     def _banner(self, surface: pygame.Surface, lay: Layout, status: str) -> None:
         font = self.font(int(lay.unit * 1.5))

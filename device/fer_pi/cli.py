@@ -204,6 +204,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             display.status = (board.say("closed", time=f"{source.opens_at:%H:%M}")
                               if source.state == "closed" and source.opens_at else
                               board.say("camera_lost", s=f"{source.retry_in_s:.0f}"))
+            display.night = source.state == "closed"
             if not display.show(None, stats_ref[0] if stats_ref else RunStats()):
                 stop.set()
         # frames_total is a Prometheus counter: it must not fall back to 0 while waiting
@@ -279,7 +280,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         state.camera_reconnects = getattr(source, "reconnects", 0)
         state.corrupt_frames = source.corrupt_frames
         if display is not None:
-            display.status = ""
+            display.status, display.night = "", False
         notifier.frame_done(stats.fps, len(result.faces))
         state.update(stats.fps, len(result.faces), stats.frames, stats.mean_ms(),
                      room_summary(result.faces, classifier.info.labels))

@@ -43,6 +43,7 @@ class PygameDisplay:
         self.surface: pygame.Surface | None = None
         self.clock = None
         self.status = ""
+        self.night = False  # closed outside source.hours: the board's dark screen
 
     def open(self) -> None:
         try:
@@ -86,7 +87,7 @@ class PygameDisplay:
             return False
         shown = BoardStats(stats.fps, {k: v for k, v in stats.mean_ms().items()
                                        if k in ("detect", "infer", "draw", "total")},
-                           self.status)
+                           self.status, time.monotonic() if self.night else None)
         self.board.draw(self.surface, result, shown, self.overlay)
         pygame.display.flip()
         self.clock.tick(self.max_fps)
@@ -121,6 +122,14 @@ class ScreenRetry:
     @status.setter
     def status(self, message: str) -> None:
         self.display.status = message
+
+    @property
+    def night(self) -> bool:
+        return self.display.night
+
+    @night.setter
+    def night(self, closed: bool) -> None:
+        self.display.night = closed
 
     def open(self) -> None:
         self._try(first=True)
