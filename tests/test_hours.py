@@ -56,6 +56,52 @@ def test_hours_parse_and_contain(text, inside, outside):
         assert hours.is_open(nxt) and not hours.is_open(nxt - timedelta(minutes=1))
 
 
+# 2026-11-27 is a Friday
+@pytest.mark.parametrize("text, inside, outside", [
+    ("Mon-Fri 08:00-18:00", ["Fri 08:00", "Mon 17:59", "Wed 12:00"],
+     ["Fri 18:00", "Sat 12:00", "Sun 09:00", "Mon 07:59"]),
+    ("Tue-Sun 10:00-17:00", ["Sun 10:00", "Tue 16:59"], ["Mon 12:00", "Tue 09:59"]),
+    # a span across midnight belongs to the day it starts: Friday night runs into Saturday
+    ("Fri-Sat 22:00-02:00", ["Fri 23:00", "Sat 01:59", "Sun 01:00"],
+     ["Fri 01:00", "Sun 22:30", "Mon 01:00"]),
+    ("Sat-Mon 09:00-12:00, mon-fri 13:00-17:00", ["Sun 09:00", "Mon 11:00", "Mon 13:00",
+                                                  "Thu 16:00"], ["Sat 13:00", "Tue 11:00"]),
+])
+def test_hours_on_some_days(text, inside, outside):
+    hours = Hours.parse(text)
+    friday = datetime(2026, 11, 27)
+
+    def at(spec):
+        day, hm = spec.split()
+        h, m = map(int, hm.split(":"))
+        offset = (("Fri", "Sat", "Sun", "Mon", "Tue", "Wed", "Thu").index(day))
+        return (friday + timedelta(days=offset)).replace(hour=h, minute=m)
+
+    assert all(hours.is_open(at(x)) for x in inside), text
+    assert not any(hours.is_open(at(x)) for x in outside), text
+    for x in outside:
+        nxt = hours.next_open(at(x))
+        assert hours.is_open(nxt) and not hours.is_open(nxt - timedelta(minutes=1))
+
+
+def test_closed_for_the_weekend_says_the_day():
+    from fer_pi.hours import when
+
+    hours = Hours.parse("Mon-Fri 08:00-18:00")
+    friday_evening = datetime(2026, 11, 27, 18, 0)
+    opens = hours.next_open(friday_evening)
+    assert opens == datetime(2026, 11, 30, 8, 0) and when(opens, friday_evening) == "Mon 08:00"
+    thursday_evening = datetime(2026, 11, 26, 18, 0)
+    assert when(hours.next_open(thursday_evening), thursday_evening) == "08:00"
+
+
+@pytest.mark.parametrize("bad, needle", [("Mon-Fry 08:00-18:00", "'fry' is not a day"),
+                                         ("Monday 08:00-18:00", "not \\[days\\]")])
+def test_bad_days_are_refused_naming_the_key(bad, needle):
+    with pytest.raises(ConfigError, match=f"source.hours.*{needle}"):
+        from_dict({"source": {"hours": bad}})
+
+
 @pytest.mark.parametrize("bad", ["9-17", "08:00", "25:00-26:00", "08:00-08:00", "08:00-18:00,x"])
 def test_bad_hours_are_refused_naming_the_key(bad):
     with pytest.raises(ConfigError, match="source.hours"):
@@ -77,6 +123,20 @@ def test_the_camera_closes_at_closing_time_and_opens_at_opening_time():
     assert nxt is not None and nxt.index == 10  # frame numbers go on
     assert waits and set(waits) == {"closed until 09:00"}
     assert src.reconnects == 0 and src.state == "running"
+
+
+def test_a_school_camera_sleeps_through_the_weekend():
+    Camera.opened = Camera.closed = 0
+    clock = FakeClock(datetime(2026, 11, 27, 17, 59, 58))  # a Friday
+    waits: list[str] = []
+    src = ResilientSource(lambda: Camera(clock), ClockEvent(clock),
+                          hours=Hours.parse("Mon-Fri 08:00-18:00"), now=clock,
+                          on_wait=waits.append)
+    src.open()
+    assert src.read() is not None and src.read() is not None  # the last frames: 18:00
+    assert src.read() is not None  # closed until Monday, then this frame
+    assert clock.t.date() == datetime(2026, 11, 30).date() and clock.t.hour == 8
+    assert set(waits) == {"closed until Mon 08:00"} and Camera.opened == 2
 
 
 def test_started_outside_the_hours_the_camera_is_checked_then_closed():

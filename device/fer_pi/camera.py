@@ -18,7 +18,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from fer_pi.hours import Hours
+from fer_pi.hours import Hours, when
 from fer_pi.schema import Frame
 
 log = logging.getLogger(__name__)
@@ -335,6 +335,7 @@ class ResilientSource:
         self.state = "starting"
         # what on_wait's message says, for a board that says it in its own words
         self.opens_at: datetime | None = None
+        self.opens_when = ""  # "08:00", or "Mon 08:00" when more than a day away
         self.retry_in_s = 0.0
 
     @property
@@ -356,11 +357,13 @@ class ResilientSource:
     def _wait_for_hours(self) -> None:
         self._close_inner()
         self.state = "closed"
-        opens = self.opens_at = self.hours.next_open(self.now())
+        now = self.now()
+        self.opens_at = self.hours.next_open(now)
+        self.opens_when = when(self.opens_at, now)
         log.info("outside source.hours (%s): camera closed until %s", self.hours,
-                 opens.strftime("%H:%M"))
+                 self.opens_when)
         while not self.stop.is_set() and self._closed_now():
-            self.on_wait(f"closed until {opens:%H:%M}")
+            self.on_wait(f"closed until {self.opens_when}")
             self.stop.wait(1.0)
         if not self.stop.is_set():
             self._reconnect(try_now=True, counted=False)

@@ -201,8 +201,8 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             from fer_pi.pipeline import RunStats
 
             board = display.board  # the banner in the room's words (board.words)
-            display.status = (board.say("closed", time=f"{source.opens_at:%H:%M}")
-                              if source.state == "closed" and source.opens_at else
+            display.status = (board.say("closed", time=source.opens_when)
+                              if source.state == "closed" and source.opens_when else
                               board.say("camera_lost", s=f"{source.retry_in_s:.0f}"))
             display.night = source.state == "closed"
             if not display.show(None, stats_ref[0] if stats_ref else RunStats()):

@@ -52,7 +52,8 @@ class SourceConfig:
                           flag="--camera-rotate")
     hours: str = setting("", "with a camera: when it may watch, local time: '08:00-18:00' "
                          "(several: '08:00-12:00,13:00-17:00'; across midnight: "
-                         "'22:00-06:00'); outside them the camera is closed and the board "
+                         "'22:00-06:00'; on some days: 'Mon-Fri 08:00-18:00, Sat "
+                         "10:00-14:00'); outside them the camera is closed and the board "
                          "says when it opens (empty: always)", flag="--hours")
     idle_fps: float = setting(0.0, "with a camera: after idle_after_s without a face, read and "
                               "process only this many frames a second until a face appears, "
