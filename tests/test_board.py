@@ -327,6 +327,7 @@ def test_the_board_says_its_other_words_in_the_room_language(face, monkeypatch):
     ("faces={count} Gesichter", r"uses count; it may use \{n\}"),
     ("held=seit {s s", "not a phrase"),
     ("one_face", "not key=phrase"),
+    ("days=Mo Di Mi Do Fr Sa", "seven names"),
 ])
 def test_bad_words_are_refused_naming_the_key(bad, needle):
     from fer_pi.config import ConfigError, from_dict

@@ -93,6 +93,11 @@ def test_closed_for_the_weekend_says_the_day():
     assert opens == datetime(2026, 11, 30, 8, 0) and when(opens, friday_evening) == "Mon 08:00"
     thursday_evening = datetime(2026, 11, 26, 18, 0)
     assert when(hours.next_open(thursday_evening), thursday_evening) == "08:00"
+    # in the room's language (board.words days)
+    from fer_pi.words import parse_words
+
+    days = tuple(parse_words("days=Mo Di Mi Do Fr Sa So")["days"].split())
+    assert when(opens, friday_evening, days) == "Mo 08:00"
 
 
 @pytest.mark.parametrize("bad, needle", [("Mon-Fry 08:00-18:00", "'fry' is not a day"),

@@ -12,13 +12,14 @@ import logging
 import signal
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 
 from fer_pi import __version__
 from fer_pi import config as cfgmod
 from fer_pi.camera import SourceError
 from fer_pi.detect import DetectorError
-from fer_pi.hours import Hours
+from fer_pi.hours import Hours, when
 from fer_pi.idle import IdlePacer, paced
 from fer_pi.labels import parse_names
 from fer_pi.modelfile import ModelError
@@ -201,8 +202,9 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
             from fer_pi.pipeline import RunStats
 
             board = display.board  # the banner in the room's words (board.words)
-            display.status = (board.say("closed", time=source.opens_when)
-                              if source.state == "closed" and source.opens_when else
+            display.status = (board.say("closed", time=when(source.opens_at, datetime.now(),
+                                                            tuple(board.say("days").split())))
+                              if source.state == "closed" and source.opens_at else
                               board.say("camera_lost", s=f"{source.retry_in_s:.0f}"))
             display.night = source.state == "closed"
             if not display.show(None, stats_ref[0] if stats_ref else RunStats()):

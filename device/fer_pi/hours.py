@@ -84,9 +84,10 @@ class Hours:
         return self.text
 
 
-def when(opens: datetime, now: datetime) -> str:
-    """How the board says when the hours begin: '08:00' today or tomorrow morning, 'Mon
-    08:00' when it is further away (a weekend)."""
+def when(opens: datetime, now: datetime,
+         day_names: tuple[str, ...] = tuple(d.capitalize() for d in DAYS)) -> str:
+    """How the board says when the hours begin: '08:00' within a day, 'Mon 08:00' when it is
+    further away (a weekend); ``day_names`` Monday first, in the room's language."""
     if opens - now < timedelta(hours=24):
         return f"{opens:%H:%M}"
-    return f"{DAYS[opens.weekday()].capitalize()} {opens:%H:%M}"
+    return f"{day_names[opens.weekday()]} {opens:%H:%M}"

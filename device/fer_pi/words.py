@@ -17,6 +17,7 @@ WORDS: dict[str, str] = {
     "held": "for {s} s",
     "closed": "closed until {time}",
     "camera_lost": "camera lost, retrying in {s} s",
+    "days": "Mon Tue Wed Thu Fri Sat Sun",  # "closed until Mon 08:00" over a weekend
 }
 _SAMPLE = {"n": 2, "s": "2.0", "time": "08:00"}
 
@@ -41,5 +42,8 @@ def parse_words(text: str) -> dict[str, str]:
             allowed = ", ".join("{" + f + "}" for f in sorted(_fields(WORDS[key]))) or "none"
             raise ValueError(f"{key}: {phrase!r} uses {', '.join(sorted(extra))}; it may use "
                              f"{allowed}")
+        if key == "days" and len(phrase.split()) != 7:
+            raise ValueError(f"days: {phrase!r} must be seven names, Monday first, spaces "
+                             "between them")
         words[key] = phrase
     return words
