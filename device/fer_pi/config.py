@@ -116,10 +116,12 @@ class BoardConfig:
                            "'pixelate' each face in the picture and on its card, 'no_picture' "
                            "no camera picture at all (boxes and labels on a plain background)",
                            choices=PRIVACY, flag="--privacy")
-    words: str = setting("", "the board's other words in the room's language, | between them: "
+    words: str = setting("", "the board's other words in the room's language, | between them "
+                         "(keys: no_faces, one_face, faces, held, closed, camera_lost, days): "
                          "'no_faces=keine Gesichter im Bild | one_face=1 Gesicht | faces={n} "
                          "Gesichter | held=seit {s} s | closed=geschlossen bis {time} | "
-                         "camera_lost=Kamera getrennt, neuer Versuch in {s} s'", flag="--words")
+                         "camera_lost=Kamera getrennt, neuer Versuch in {s} s | days=Mo Di Mi "
+                         "Do Fr Sa So'", flag="--words")
     cec_device: str = setting("", "turn the screen off (HDMI-CEC standby) while the camera is "
                               "closed outside source.hours and on when they begin: the CEC "
                               "device, '/dev/cec0' for a Pi's first HDMI port (needs cec-ctl: "
