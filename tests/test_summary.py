@@ -187,3 +187,34 @@ def test_cli_by_minute_and_its_csv(results, tmp_path):
     assert [int(x["faces"]) for x in rows] == [p["faces"] for p in s["periods"]]
     r = summary_cli(str(results["jsonl"]), "--by-csv", str(out))
     assert r.returncode == 2 and "--by" in r.stderr
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_a_clock_step_inside_a_visit_does_not_stretch_it(tmp_path, suffix):
+    """A Pi 4 sets its wall clock from NTP after boot: a camera's records jump by hours
+    while a face is in view. The JSONL carries the camera's monotonic clock and fer-summary
+    takes durations from it (2 s, not two hours); a CSV keeps its columns and can only say
+    what its wall-clock timestamps say."""
+    import numpy as np
+
+    from fer_pi.labels import LABELS
+    from fer_pi.output import ResultWriter
+    from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
+
+    path = tmp_path / f"r.{suffix}"
+    writer = ResultWriter(path, LABELS)
+    image = np.zeros((48, 48, 3), np.uint8)
+    probs = tuple(np.eye(7)[3] * 0.9 + 0.1 / 7)
+    for i in range(21):  # 2 s at 10 FPS; the wall clock steps forward 2 h after frame 10
+        wall = 1_790_000_000.0 + i * 0.1 + (7200.0 if i > 10 else 0.0)
+        face = Face(FaceBox(10, 10, 20, 20), Prediction(probs, LABELS), track_id=1,
+                    shown="happy")
+        writer.write(FrameResult(Frame(i, wall, image, "cam", monotonic=500.0 + i * 0.1),
+                                 (face,)))
+    writer.close()
+    frames, _ = read_frames(path)
+    (track,) = summarize(frames)["tracks"]
+    if suffix == "jsonl":
+        assert track["seconds"] == pytest.approx(2.0)
+    else:
+        assert track["seconds"] == pytest.approx(7202.0)

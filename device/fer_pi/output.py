@@ -46,12 +46,18 @@ def frame_record(result: FrameResult) -> dict:
             item["shown"] = face.shown
             item["held_s"] = round(face.held_s, 3)
         faces.append(item)
-    return {
+    rec = {
         "frame": result.frame.index,
         "timestamp": round(result.frame.timestamp, 6),
         "detected": result.detected,
         "faces": faces,
     }
+    if result.frame.monotonic is not None:
+        # cameras: a clock that NTP does not step, so that durations read back from the
+        # file (fer-summary) do not bend when a Pi's wall clock is set after boot. JSONL
+        # only: a CSV's columns stay as they were (an appended file must keep its header)
+        rec["steady"] = round(result.frame.monotonic, 3)
+    return rec
 
 
 class ResultWriter:

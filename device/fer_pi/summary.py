@@ -55,6 +55,7 @@ class FrameRow:
     frame: int
     timestamp: float
     faces: tuple[FaceRow, ...]
+    steady: float | None = None  # a camera's monotonic clock (JSONL), for durations
 
 
 @dataclass
@@ -66,10 +67,29 @@ class TrackSummary:
     frames: int = 0
     labels: Counter = field(default_factory=Counter)
     confidence_sum: float = 0.0
+    # the steady clock's first and last reading: the duration when every frame had one
+    first_s: float | None = None
+    last_s: float | None = None
+
+    def seen(self, fr: FrameRow) -> None:
+        self.first_t, self.last_t = min(self.first_t, fr.timestamp), max(self.last_t, fr.timestamp)
+        if self.frames == 0:
+            self.first_s = self.last_s = fr.steady
+        elif fr.steady is None or self.first_s is None:
+            self.first_s = self.last_s = None  # a frame without it: wall-clock durations
+        else:
+            self.first_s, self.last_s = min(self.first_s, fr.steady), max(self.last_s, fr.steady)
+        self.frames += 1
+
+    @property
+    def seconds(self) -> float:
+        if self.first_s is not None and self.last_s is not None:
+            return self.last_s - self.first_s
+        return self.last_t - self.first_t
 
     def to_dict(self) -> dict:
         return {"run": self.run, "track_id": self.track_id, "first_t": round(self.first_t, 3),
-                "last_t": round(self.last_t, 3), "seconds": round(self.last_t - self.first_t, 3),
+                "last_t": round(self.last_t, 3), "seconds": round(self.seconds, 3),
                 "frames": self.frames, "most_shown": most_shown(self.labels),
                 "shares": shares(self.labels),
                 "mean_confidence": round(self.confidence_sum / self.frames, 4)}
@@ -123,7 +143,9 @@ def _jsonl_frames(lines: Iterable[str], skipped: list[int]) -> Iterator[FrameRow
             rec = json.loads(line)
             faces = tuple(FaceRow(f.get("track_id"), f.get("shown") or f["label"],
                                   float(f["confidence"])) for f in rec["faces"])
-            yield FrameRow(int(rec["frame"]), float(rec["timestamp"]), faces)
+            steady = rec.get("steady")
+            yield FrameRow(int(rec["frame"]), float(rec["timestamp"]), faces,
+                           None if steady is None else float(steady))
         except (ValueError, KeyError, TypeError):
             skipped[0] += 1
 
@@ -229,8 +251,7 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1,
                 period.tracks.setdefault(key, Counter())[face.shown] += 1
             tr = tracks.setdefault(key, TrackSummary(run, face.track_id, fr.timestamp,
                                                      fr.timestamp))
-            tr.first_t, tr.last_t = min(tr.first_t, fr.timestamp), max(tr.last_t, fr.timestamp)
-            tr.frames += 1
+            tr.seen(fr)
             tr.labels[face.shown] += 1
             tr.confidence_sum += face.confidence
     short = [k for k, t in tracks.items() if t.frames < min_frames]
