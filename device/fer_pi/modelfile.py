@@ -76,8 +76,11 @@ def describe_shipped() -> list[str]:
         figures = (f"int8 {100 * acc['int8']:.2f} % (float {100 * acc['float']:.2f} %) on "
                    "PublicTest (validation)") if "int8" in acc and "float" in acc else "no accuracy"
         params = f"{meta['params']:,} parameters, " if "params" in meta else ""
+        conf = meta.get("confidence", {})
+        calibrated = (f"; confidence calibrated (temperature {conf['temperature']:g})"
+                      if "temperature" in conf else "; confidence as trained (uncalibrated)")
         lines.append(f"{name}{' (default)' if name == DEFAULT_MODEL else ''}: {params}"
-                     f"{path.stat().st_size / 1e6:.2f} MB, {figures}")
+                     f"{path.stat().st_size / 1e6:.2f} MB, {figures}{calibrated}")
     return lines
 
 
