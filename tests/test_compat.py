@@ -47,12 +47,18 @@ def test_same_labels_as_ai_edge_litert(tmp_path):
     a = [json.loads(x) for x in Path(ref).read_text().splitlines()]
     b = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(a) == len(b) > 0
-    n_faces = 0
+    n_faces, differ = 0, []
     for ra, rb in zip(a, b, strict=True):
         assert [f["box"] for f in ra["faces"]] == [f["box"] for f in rb["faces"]]
         for fa, fb in zip(ra["faces"], rb["faces"], strict=True):
             n_faces += 1
-            assert fa["label"] == fb["label"] and fa["shown"] == fb["shown"]
+            assert fa["label"] == fb["label"]
             for k in fa["probs"]:
                 assert abs(fa["probs"][k] - fb["probs"][k]) <= 0.07
+            if fa["shown"] != fb["shown"]:
+                differ.append((fa["shown"], fb["shown"]))
     assert n_faces > 0
+    # the shown label may differ only where a face's smoothed leading probability sits at
+    # smooth.uncertain_below (0.35): one runtime's 0.354 is the other's 0.348 (seen on this
+    # clip: 2 faces of 90, then the hysteresis holds "uncertain" a frame longer)
+    assert all("uncertain" in pair for pair in differ) and len(differ) <= 0.05 * n_faces
