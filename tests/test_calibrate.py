@@ -67,6 +67,19 @@ def test_fit_recovers_the_temperature_that_made_the_labels():
     assert cf["ece_after"] < 0.02 < 0.05 < cf["ece_before"]
 
 
+def test_a_model_calibrated_as_trained_keeps_its_probabilities():
+    """Labels drawn from the very probabilities the model says: no temperature can help on
+    held-out data, and none is applied."""
+    from fer_tools.calibrate import fit_mode
+
+    rng = np.random.default_rng(3)
+    probs = softmax(rng.normal(0, 1.5, (6000, 7)))
+    y = (rng.random((len(probs), 1)) > probs.cumsum(1)).sum(1)
+    m = fit_mode(probs, y)
+    assert m["fitted_temperature"] == pytest.approx(1.0, abs=0.08)
+    assert (m["applied"], m["temperature"]) == (False, 1.0)
+
+
 def _model_copy(tmp_path, model_path, temperature, single=None) -> object:
     dst = tmp_path / model_path.name
     shutil.copyfile(model_path, dst)
@@ -112,23 +125,31 @@ def test_shipped_models_are_calibrated_on_the_split_they_name(name, flip):
     split = load_split(DATA, "PublicTest")
     assert conf["fit_on"]["sha256"] == file_sha256(split.path)
     t = conf["temperature" if flip else "temperature_single"]
+    mode = conf["modes"]["flip_tta" if flip else "single"]
     assert Classifier(path, flip_tta=flip).temperature == t
     raw = Classifier(path, flip_tta=flip, temperature=1.0)
     probs = np.stack([raw.probabilities(x) for x in split.x])
-    assert ece(sharpen(probs, t), split.y) < ece(probs, split.y)
-    assert t == pytest.approx(fit_temperature(probs, split.y), rel=0.02)
+    assert mode["fitted_temperature"] == pytest.approx(fit_temperature(probs, split.y),
+                                                       rel=0.02)
+    if mode["applied"]:  # it lowers the error, on held-out halves and on the whole split
+        assert t == mode["fitted_temperature"] and ece(sharpen(probs, t), split.y) < ece(probs, split.y)
+        assert mode["ece_cross_fitted"]["after"] < mode["ece_cross_fitted"]["before"]
+    else:  # calibrated as trained: nothing applied
+        assert t == 1.0 and mode["ece_cross_fitted"]["after"] >= mode["ece_cross_fitted"]["before"]
 
 
 @needs_data
-def test_calibrate_writes_the_metadata_and_refuses_a_model_without_it(tmp_path, model_path):
-    dst = _model_copy(tmp_path, model_path, 1.0)
+def test_calibrate_writes_the_metadata_and_refuses_a_model_without_it(tmp_path):
+    """On the seed model, which distillation left under-confident: a temperature below 1 is
+    fitted and applied in both modes."""
+    dst = _model_copy(tmp_path, shipped_models()["seed"], 1.0)
     r = subprocess.run([sys.executable, "-m", "fer_tools.calibrate", str(dst), "--data",
                         str(DATA)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     conf = json.loads(metadata_path(dst).read_text())["confidence"]
     for mode, key in (("flip_tta", "temperature"), ("single", "temperature_single")):
         m = conf["modes"][mode]
-        assert conf[key] == m["temperature"] and 0.1 < m["temperature"] < 10
+        assert conf[key] == m["temperature"] and m["applied"] and 0.1 < m["temperature"] < 1
         assert m["ece_cross_fitted"]["after"] < m["ece_cross_fitted"]["before"]
     assert "temperature" in r.stdout
     metadata_path(dst).unlink()

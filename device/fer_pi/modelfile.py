@@ -77,8 +77,12 @@ def describe_shipped() -> list[str]:
                    "PublicTest (validation)") if "int8" in acc and "float" in acc else "no accuracy"
         params = f"{meta['params']:,} parameters, " if "params" in meta else ""
         conf = meta.get("confidence", {})
-        calibrated = (f"; confidence calibrated (temperature {conf['temperature']:g})"
-                      if "temperature" in conf else "; confidence as trained (uncalibrated)")
+        if "temperature" not in conf:
+            calibrated = "; confidence as trained (not checked)"
+        elif conf["temperature"] == 1:
+            calibrated = "; confidence calibrated as trained (checked on PublicTest)"
+        else:
+            calibrated = f"; confidence calibrated (temperature {conf['temperature']:g})"
         lines.append(f"{name}{' (default)' if name == DEFAULT_MODEL else ''}: {params}"
                      f"{path.stat().st_size / 1e6:.2f} MB, {figures}{calibrated}")
     return lines

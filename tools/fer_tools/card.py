@@ -80,23 +80,28 @@ def _confidence_text(meta: dict) -> list[str]:
     if not c:
         return ["The int8 model's probabilities are shown as they come (no confidence "
                 "calibration in its metadata).", ""]
-    f, s = c["modes"]["flip_tta"], c["modes"]["single"]
-    return [f"**Confidence.** The device sharpens the int8 model's probabilities with "
-            f"temperature {f['temperature']:.3f} with flip TTA and {s['temperature']:.3f} "
-            f"without (`confidence` in the metadata; `python -m fer_tools.calibrate`), fitted "
-            f"on {c['fit_on']['split']} (validation). With flip TTA the model as trained said "
-            f"{_pct(f['mean_confidence']['before'])} on average while right "
-            f"{_pct(f['accuracy'])} of the time; calibrated it says "
-            f"{_pct(f['mean_confidence']['after'])}. Calibration error (the gap between the "
-            f"confidence shown and how often such faces are right), fitted on one half of "
-            f"{c['fit_on']['split']} and measured on the other: "
-            f"{100 * f['ece_cross_fitted']['before']:.1f} points before, "
-            f"{100 * f['ece_cross_fitted']['after']:.1f} after with flip TTA; "
-            f"{100 * s['ece_cross_fitted']['before']:.1f} and "
-            f"{100 * s['ece_cross_fitted']['after']:.1f} without. No label changes. In the "
-            "table the float rows are the Keras model as trained; the int8 rows are as the "
-            "device shows them, temperature applied, measured on the split it was fitted on "
-            "(so the cross-fitted figures here are the ones to expect).", ""]
+    parts = []
+    for mode, m in (("with flip TTA (the board's default)", c["modes"]["flip_tta"]),
+                    ("without flip TTA", c["modes"]["single"])):
+        cf, mc = m["ece_cross_fitted"], m["mean_confidence"]
+        fitted = m.get("fitted_temperature", m["temperature"])
+        verdict = (f"applied: the device shows {_pct(mc['after'])} on average"
+                   if m.get("applied", True) else
+                   "not applied (it did not lower the error on held-out halves: the model "
+                   "is calibrated as trained), so the device shows the probabilities as they "
+                   "come")
+        parts.append(f"{mode}, the int8 model as trained said {_pct(mc['before'])} on average "
+                     f"while right {_pct(m['accuracy'])} of the time; calibration error "
+                     f"{100 * cf['before']:.1f} points as trained, {100 * cf['after']:.1f} with "
+                     f"the fitted temperature {fitted:.3f}, which is {verdict}")
+    return [f"**Confidence** (`confidence` in the metadata, `python -m fer_tools.calibrate`, "
+            f"fitted on {c['fit_on']['split']}, the validation split; calibration error is the "
+            f"gap between the confidence shown and how often such faces are right, fitted on "
+            f"one half and measured on the other). " + "; ".join(parts)[0].upper()
+            + "; ".join(parts)[1:] + ". No label changes. In the table the float rows are the "
+            "Keras model as trained; the int8 rows are as the device shows them, measured on "
+            "the split the temperature was fitted on (so the cross-fitted figures here are the "
+            "ones to expect).", ""]
 
 
 def _latency(bench: dict | None, name: str, threads: int) -> float | None:
