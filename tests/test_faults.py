@@ -164,21 +164,21 @@ def test_a_screen_missing_at_boot_exits_6_or_is_waited_for(tmp_path, clips):
 
 
 def test_the_board_opens_when_the_screen_appears(monkeypatch):
-    """ScreenRetry on a real pygame display: while SDL cannot open one the loop goes on
+    """board.screen_retry_s on a real pygame display: while SDL cannot open one the loop goes on
     (show says keep going, keys say nothing), no retry before its time, and the first retry
     after the screen appears opens the board and draws."""
     import pygame
     from conftest import FakeClock
 
-    from fer_pi.display import PygameDisplay, ScreenRetry
+    from fer_pi.display import PygameDisplay
     from fer_pi.labels import LABELS
     from fer_pi.pipeline import RunStats
 
     pygame.display.quit()  # as at boot: no video subsystem yet (other tests leave one open)
     monkeypatch.setenv("SDL_VIDEODRIVER", "nosuchdriver")
     clock = FakeClock(0.0)
-    screen = ScreenRetry(PygameDisplay(LABELS, fullscreen=False, window_size=(320, 240)), 10.0,
-                         clock)
+    screen = PygameDisplay(LABELS, fullscreen=False, window_size=(320, 240), retry_s=10.0,
+                           now=clock)
     screen.open()
     assert screen.state == "waiting" and screen.show(None, RunStats()) and screen.handle_events()
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # the screen is switched on
@@ -187,6 +187,6 @@ def test_the_board_opens_when_the_screen_appears(monkeypatch):
     clock.t = 10.5
     try:
         assert screen.show(None, RunStats()) and screen.state == "on"
-        assert screen.display.surface is not None and screen.display.surface.get_size() == (320, 240)
+        assert screen.surface is not None and screen.surface.get_size() == (320, 240)
     finally:
         screen.close()

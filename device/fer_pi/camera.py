@@ -335,7 +335,6 @@ class ResilientSource:
         self.state = "starting"
         # what on_wait's message says, for a board that says it in its own words
         self.opens_at: datetime | None = None
-        self.opens_when = ""  # "08:00", or "Mon 08:00" when more than a day away
         self.retry_in_s = 0.0
 
     @property
@@ -359,11 +358,10 @@ class ResilientSource:
         self.state = "closed"
         now = self.now()
         self.opens_at = self.hours.next_open(now)
-        self.opens_when = when(self.opens_at, now)
-        log.info("outside source.hours (%s): camera closed until %s", self.hours,
-                 self.opens_when)
+        until = when(self.opens_at, now)  # "08:00", or "Mon 08:00" over a weekend
+        log.info("outside source.hours (%s): camera closed until %s", self.hours, until)
         while not self.stop.is_set() and self._closed_now():
-            self.on_wait(f"closed until {self.opens_when}")
+            self.on_wait(f"closed until {until}")
             self.stop.wait(1.0)
         if not self.stop.is_set():
             self._reconnect(try_now=True, counted=False)

@@ -248,15 +248,13 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
 
     names, words = parse_names(cfg.board.label_names), parse_words(cfg.board.words)
     if not cfg.output.headless:
-        from fer_pi.display import DisplayError, PygameDisplay, ScreenRetry
+        from fer_pi.display import DisplayError, PygameDisplay
 
         b = cfg.board
         display = PygameDisplay(classifier.info.labels, b.fullscreen,
                                 (b.window_width, b.window_height), b.overlay,
                                 cfg.detect.max_faces, b.max_fps, b.mirror, b.privacy,
-                                b.rotate, names, words)
-        if b.screen_retry_s:
-            display = ScreenRetry(display, b.screen_retry_s)
+                                b.rotate, names, words, retry_s=b.screen_retry_s)
         try:
             display.open()
         except DisplayError as exc:
@@ -278,7 +276,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         if tv is not None:
             tv.follow("running")  # the hours began: the screen on again
         state.idle = pacer is not None and pacer.idle
-        state.screen = getattr(display, "state", "on") if display is not None else "none"
+        state.screen = display.state if display is not None else "none"
         state.camera_reconnects = getattr(source, "reconnects", 0)
         state.corrupt_frames = source.corrupt_frames
         if display is not None:

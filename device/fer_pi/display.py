@@ -29,13 +29,21 @@ def has_display() -> bool:
 
 
 class PygameDisplay:
-    """Esc or q quits, f toggles fullscreen, d toggles the overlay, m mirrors the picture."""
+    """Esc or q quits, f toggles fullscreen, d toggles the overlay, m mirrors the picture.
+
+    ``retry_s`` (board.screen_retry_s) is for a kiosk whose screen is off or unplugged when
+    the Pi boots: SDL's KMSDRM finds no connected screen and the board cannot open. Exiting
+    would let systemd give up after its restart limit, and the board would never appear
+    when the screen is switched on; instead the loop runs without the board (results, MQTT,
+    /status and health go on) and the screen is tried again every ``retry_s`` seconds.
+    """
 
     def __init__(self, labels: tuple[str, ...], fullscreen: bool = True,
                  window_size: tuple[int, int] = (1280, 720), overlay: bool = True,
                  max_cards: int = 8, max_fps: int = 60, mirror: bool = False,
                  privacy: str = "off", rotate: int = 0, names: dict[str, str] | None = None,
-                 words: dict[str, str] | None = None):
+                 words: dict[str, str] | None = None, retry_s: float = 0.0,
+                 now: Callable[[], float] = time.monotonic):
         self.board = Board(labels, max_cards, mirror=mirror, privacy=privacy, rotate=rotate,
                            names=names, words=words)
         self.fullscreen, self.window_size, self.overlay = fullscreen, window_size, overlay
@@ -44,8 +52,42 @@ class PygameDisplay:
         self.clock = None
         self.status = ""
         self.night = False  # closed outside source.hours: the board's dark screen
+        self.retry_s, self.now = retry_s, now
+        self._next_try = 0.0
+
+    @property
+    def state(self) -> str:
+        """on; or waiting: retry_s is set and no screen has opened yet."""
+        return "on" if self.surface is not None else "waiting"
 
     def open(self) -> None:
+        """Raises DisplayError, unless retry_s is set: then the failure is logged and the
+        screen is tried again from show()."""
+        try:
+            self._open()
+        except DisplayError as exc:
+            if not self.retry_s:
+                raise
+            self._wait()
+            log.warning("%s; going on without the board, trying again every %g s", exc,
+                        self.retry_s)
+
+    def _wait(self) -> None:
+        pygame.display.quit()  # the next try starts SDL's video from scratch
+        self._next_try = self.now() + self.retry_s
+
+    def _retry(self) -> bool:
+        if self.now() < self._next_try:
+            return False
+        try:
+            self._open()
+        except DisplayError:
+            self._wait()
+            return False
+        log.warning("the screen is there now: the board is on")
+        return True
+
+    def _open(self) -> None:
         try:
             pygame.display.init()
             pygame.font.init()
@@ -64,6 +106,8 @@ class PygameDisplay:
             self.surface = pygame.display.set_mode(self.window_size, pygame.RESIZABLE)
 
     def handle_events(self) -> bool:
+        if self.surface is None:  # no screen (yet): no keys
+            return True
         for event in pygame.event.get():
             if event.type == pygame.QUIT:
                 return False
@@ -82,7 +126,10 @@ class PygameDisplay:
 
     def show(self, result: FrameResult | None, stats: RunStats) -> bool:
         if self.surface is None:
-            self.open()
+            if not self.retry_s:
+                self._open()
+            elif not self._retry():
+                return True  # still no screen: the loop goes on without the board
         if not self.handle_events():
             return False
         shown = BoardStats(stats.fps, {k: v for k, v in stats.mean_ms().items()
@@ -96,67 +143,3 @@ class PygameDisplay:
     def close(self) -> None:
         pygame.display.quit()
 
-
-class ScreenRetry:
-    """A kiosk whose screen is off or unplugged when the Pi boots: SDL's KMSDRM finds no
-    connected screen and the board cannot open. Exiting would let systemd give up after its
-    restart limit, and the board would never appear when the screen is switched on; instead
-    the loop runs without the board (results, MQTT, /status and health go on) and tries the
-    screen again every ``retry_s`` seconds (board.screen_retry_s)."""
-
-    def __init__(self, display: PygameDisplay, retry_s: float,
-                 clock: Callable[[], float] = time.monotonic):
-        self.display, self.retry_s, self.clock = display, retry_s, clock
-        self.board = display.board
-        self.is_open = False
-        self._next_try = 0.0
-
-    @property
-    def state(self) -> str:
-        return "on" if self.is_open else "waiting"
-
-    @property
-    def status(self) -> str:
-        return self.display.status
-
-    @status.setter
-    def status(self, message: str) -> None:
-        self.display.status = message
-
-    @property
-    def night(self) -> bool:
-        return self.display.night
-
-    @night.setter
-    def night(self, closed: bool) -> None:
-        self.display.night = closed
-
-    def open(self) -> None:
-        self._try(first=True)
-
-    def _try(self, first: bool = False) -> bool:
-        try:
-            self.display.open()
-        except DisplayError as exc:
-            pygame.display.quit()  # the next try starts SDL's video from scratch
-            self._next_try = self.clock() + self.retry_s
-            if first:
-                log.warning("%s; going on without the board, trying again every %g s",
-                            exc, self.retry_s)
-            return False
-        self.is_open = True
-        if not first:
-            log.warning("the screen is there now: the board is on")
-        return True
-
-    def handle_events(self) -> bool:
-        return self.display.handle_events() if self.is_open else True
-
-    def show(self, result: FrameResult | None, stats: RunStats) -> bool:
-        if not self.is_open and (self.clock() < self._next_try or not self._try()):
-            return True
-        return self.display.show(result, stats)
-
-    def close(self) -> None:
-        if self.is_open:
-            self.display.close()
