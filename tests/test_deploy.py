@@ -96,6 +96,19 @@ def test_shell_scripts_are_shellcheck_clean():
     assert proc.returncode == 0, proc.stdout
 
 
+def test_ci_runs_the_readme_test_command():
+    """CI must install what the README's quickstart installs and run the same pytest, so a
+    dependency missing from the extras fails CI, not a user (pipi is pip install, retried)."""
+    blocks = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)
+    quick = blocks[1].strip()
+    m = re.fullmatch(r"python3 -m venv \.venv && \. \.venv/bin/activate && pip install (\S+) && "
+                     r"(python -m pytest)", quick)
+    assert m, quick
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"pipi {m.group(1)} && {m.group(2)}\n" in ci
+    assert re.search(r"pipi\(\) \{\n(.*\n)*?\s+pip install \"\$@\" && return 0", ci)
+
+
 def test_shipped_config_is_valid():
     proc = run_cli("--config", str(ROOT / "deploy" / "config.toml"), "--print-config")
     assert proc.returncode == 0, proc.stderr
