@@ -107,6 +107,27 @@ def test_low_confidence_is_uncertain():
     assert out[-1] == UNCERTAIN
 
 
+def test_a_leader_wandering_about_the_threshold_does_not_flicker_uncertain():
+    """Happy's average drifting 0.33 - 0.38 - 0.33 - ...: without a band the label goes in
+    and out of 'uncertain' with each drift; with the band it stays uncertain until happy is
+    clearly above the threshold, and then shows happy."""
+    wander = [0.33] * 8 + [0.38] * 8
+    stream = wander * 4 + [0.5] * 10
+
+    def shown(band: float) -> list[str]:
+        sm = Smoother(LABELS, SmoothSettings(alpha=1.0, margin=0.1, hold_frames=2,
+                                             uncertain_below=0.35, uncertain_band=band))
+        return [sm.update(1, _probs(3, v), i).shown for i, v in enumerate(stream)]
+
+    def changes(seq: list[str]) -> int:
+        return sum(a != b for a, b in zip(seq, seq[1:], strict=False))
+
+    assert changes(shown(0.0)) >= 7  # in and out with every drift
+    banded = shown(0.05)
+    assert banded[:-10] == [UNCERTAIN] * (len(stream) - 10)
+    assert banded[-1] == "happy" and changes(banded) == 1
+
+
 def test_forget_drops_ended_tracks():
     sm = Smoother(LABELS)
     for tid in range(5):

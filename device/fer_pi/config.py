@@ -17,6 +17,7 @@ from typing import Any
 
 from fer_pi.hours import Hours
 from fer_pi.labels import parse_names
+from fer_pi.smooth import SmoothSettings as _S
 from fer_pi.words import parse_words
 
 
@@ -169,17 +170,21 @@ class TrackConfig:
 
 
 @dataclass(frozen=True)
-class SmoothConfig:
+class SmoothConfig:  # the defaults are the smoother's own (fer_tools.flicker measures them)
     enabled: bool = setting(True, "average each face's probabilities over time, with "
                             "hysteresis on the shown label (needs tracking)", flag="--no-smooth",
                             flag_value=False)
-    alpha: float = setting(0.3, "weight of the newest frame in the running average", 0.01, 1.0)
-    margin: float = setting(0.1, "a new label must lead the shown one by this much ...", 0.0, 1.0)
-    hold_frames: int = setting(4, "... for this many frames in a row before it is shown", 1, 100)
-    uncertain_below: float = setting(0.35, "show 'uncertain' when the leading probability is "
-                                     "below this (the shipped models' probabilities are "
-                                     "calibrated: 0.35 hides labels less than about 35 % "
-                                     "likely to be right)", 0.0, 1.0)
+    alpha: float = setting(_S.alpha, "weight of the newest frame in the running average", 0.01, 1.0)
+    margin: float = setting(_S.margin, "a new label must lead the shown one by this much ...", 0.0, 1.0)
+    hold_frames: int = setting(_S.hold_frames, "... for this many frames in a row before it is shown", 1, 100)
+    uncertain_below: float = setting(
+        _S.uncertain_below, "show 'uncertain' when the leading probability is below this (the "
+        "shipped models' probabilities are calibrated: 0.35 hides labels less than about 35 % "
+        "likely to be right)", 0.0, 1.0)
+    uncertain_band: float = setting(
+        _S.uncertain_band, "... and a label is shown again only once the leader is this much "
+        "above it (hysteresis: a leader near the threshold does not take the label in and out "
+        "of 'uncertain')", 0.0, 0.5)
 
 
 @dataclass(frozen=True)

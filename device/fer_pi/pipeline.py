@@ -170,6 +170,7 @@ def build(cfg: Config, classifier: Classifier | None = None) -> Pipeline:
         if cfg.smooth.enabled:
             s = cfg.smooth
             smoother = Smoother(classifier.info.labels,
-                                SmoothSettings(s.alpha, s.margin, s.hold_frames, s.uncertain_below))
+                                SmoothSettings(s.alpha, s.margin, s.hold_frames, s.uncertain_below,
+                                               s.uncertain_band))
     return Pipeline(detector, classifier, d.margin, tracker, smoother,
                     cfg.track.detect_every if tracker else 1)

@@ -16,13 +16,14 @@ from fer_pi.labels import UNCERTAIN
 class SmoothSettings:
     alpha: float = 0.3  # weight of the newest frame in the exponential average
     margin: float = 0.1  # a new label must lead the shown one by this much ...
-    hold_frames: int = 4  # ... for this many frames in a row
-    uncertain_below: float = 0.35  # shown as "uncertain" when the leader is below this
+    hold_frames: int = 6  # ... for this many frames in a row
+    uncertain_below: float = 0.35  # shown as "uncertain" when the leader is below this ...
+    uncertain_band: float = 0.03  # ... and shown again only once it is this much above it
 
     @classmethod
     def off(cls) -> SmoothSettings:
         """Raw frame-by-frame labels: for comparison and for users who want them."""
-        return cls(alpha=1.0, margin=0.0, hold_frames=1, uncertain_below=0.0)
+        return cls(alpha=1.0, margin=0.0, hold_frames=1, uncertain_below=0.0, uncertain_band=0.0)
 
 
 @dataclass
@@ -67,7 +68,10 @@ class Smoother:
     def _step(self, st: _State, timestamp: float) -> None:
         s = self.settings
         lead = int(st.avg.argmax())
-        if st.avg[lead] < s.uncertain_below:
+        # hysteresis on the threshold too: a leader wandering about it would otherwise
+        # take the label in and out of "uncertain"
+        floor = s.uncertain_below + (s.uncertain_band if st.shown == UNCERTAIN else 0.0)
+        if st.avg[lead] < floor:
             target, advantage = UNCERTAIN, s.margin  # dropping to uncertain needs no contest
         else:
             target = self.labels[lead]
