@@ -93,6 +93,29 @@ def test_study_runs_on_real_faces_with_the_shipped_model():
         assert 0.0 <= r["accuracy_shown"] <= 1.0 and r["changes_per_min"] >= 0.0
 
 
+@needs_data
+def test_study_reuses_its_cache_and_survives_a_broken_one(tmp_path):
+    cache = tmp_path / "probs.npz"
+    args = [sys.executable, "-m", "fer_tools.flicker", "--faces", "7", "--frames", "6",
+            "--fps", "3", "--json", "--data", str(DATA), "--cache", str(cache)]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0 and cache.is_file(), first.stderr[-2000:]
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert f"probabilities from {cache}" in again.stderr and "faces classified" not in again.stderr
+    assert json.loads(again.stdout)["rows"] == json.loads(first.stdout)["rows"]
+    other = subprocess.run([*args, "--jitter", "0.05"], capture_output=True, text=True,
+                           timeout=300)
+    assert "is from another model, data or setting: classifying again" in other.stderr
+    cache.write_bytes(b"not an npz")
+    broken = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert broken.returncode == 0 and "cannot be read" in broken.stderr
+    unwritable = subprocess.run([*args[:-1], str(tmp_path / "no" / "such" / "dir.npz")],
+                                capture_output=True, text=True, timeout=300)
+    assert unwritable.returncode == 2
+    assert unwritable.stderr.strip().splitlines()[-1].startswith(
+        f"flicker: error: cannot write the cache {tmp_path / 'no' / 'such' / 'dir.npz'}: ")
+
+
 def test_study_refuses_a_missing_model_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fer_tools.flicker", "--model",
                            str(tmp_path / "none.tflite")], capture_output=True, text=True)

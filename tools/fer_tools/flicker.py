@@ -181,18 +181,26 @@ def load_cache(path: Path, key: str) -> np.ndarray | None:
     smoother's settings can be studied again without minutes of inference."""
     if not path.is_file():
         return None
-    with np.load(path) as z:
-        if str(z["key"]) == key:
-            print(f"probabilities from {path}", file=sys.stderr)
-            return z["probs"]
-    print(f"{path} is from another model, data or setting: classifying again", file=sys.stderr)
+    try:
+        with np.load(path) as z:
+            if str(z["key"]) == key:
+                print(f"probabilities from {path}", file=sys.stderr)
+                return z["probs"]
+        why = "is from another model, data or setting"
+    except (OSError, ValueError, KeyError) as exc:  # cut short, or not ours
+        why = f"cannot be read ({type(exc).__name__})"
+    print(f"{path} {why}: classifying again", file=sys.stderr)
     return None
 
 
 def save_cache(path: Path, key: str, probs: np.ndarray) -> None:
+    """Atomically: an interrupted write leaves the old cache, or none."""
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, key=np.array(key), probs=probs)
-    os.replace(tmp, path)
+    try:
+        np.savez_compressed(tmp, key=np.array(key), probs=probs)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise FlickerError(f"cannot write the cache {path}: {exc.strerror or exc}") from None
 
 
 def run(args) -> int:
