@@ -186,6 +186,10 @@ class SmoothConfig:  # the defaults are the smoother's own (fer_tools.flicker me
         "above it (hysteresis: a leader near the threshold does not take the label in and out "
         "of 'uncertain')", 0.0, 0.5)
 
+    def settings(self) -> _S:
+        """The smoother's settings: the same names, so a knob added to both needs no copy."""
+        return _S(**{f.name: getattr(self, f.name) for f in fields(_S)})
+
 
 @dataclass(frozen=True)
 class HealthConfig:

@@ -15,7 +15,7 @@ from fer_pi.config import Config
 from fer_pi.detect import HaarDetector, to_gray
 from fer_pi.preprocess import crop_face
 from fer_pi.schema import Face, Frame, FrameResult
-from fer_pi.smooth import Smoother, SmoothSettings
+from fer_pi.smooth import Smoother
 from fer_pi.track import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -168,9 +168,6 @@ def build(cfg: Config, classifier: Classifier | None = None) -> Pipeline:
         t = cfg.track
         tracker = Tracker(TrackerSettings(max_missed=t.max_missed, max_distance=t.max_distance))
         if cfg.smooth.enabled:
-            s = cfg.smooth
-            smoother = Smoother(classifier.info.labels,
-                                SmoothSettings(s.alpha, s.margin, s.hold_frames, s.uncertain_below,
-                                               s.uncertain_band))
+            smoother = Smoother(classifier.info.labels, cfg.smooth.settings())
     return Pipeline(detector, classifier, d.margin, tracker, smoother,
                     cfg.track.detect_every if tracker else 1)

@@ -94,11 +94,12 @@ def _confidence_text(meta: dict) -> list[str]:
                      f"while right {_pct(m['accuracy'])} of the time; calibration error "
                      f"{100 * cf['before']:.1f} points as trained, {100 * cf['after']:.1f} with "
                      f"the fitted temperature {fitted:.3f}, which is {verdict}")
+    modes = "; ".join(parts)
     return [f"**Confidence** (`confidence` in the metadata, `python -m fer_tools.calibrate`, "
             f"fitted on {c['fit_on']['split']}, the validation split; calibration error is the "
             f"gap between the confidence shown and how often such faces are right, fitted on "
-            f"one half and measured on the other). " + "; ".join(parts)[0].upper()
-            + "; ".join(parts)[1:] + ". No label changes. In the table the float rows are the "
+            f"one half and measured on the other). " + modes[0].upper() + modes[1:]
+            + ". No label changes. In the table the float rows are the "
             "Keras model as trained; the int8 rows are as the device shows them, measured on "
             "the split the temperature was fitted on (so the cross-fitted figures here are the "
             "ones to expect).", ""]

@@ -125,13 +125,16 @@ def measure(probs: np.ndarray, y: np.ndarray, settings: SmoothSettings, fps: flo
     settle = min(frames // 3, int(round(fps)))  # the first second, at most a third
     flips, right, unsure, follow = [], 0, 0, []
     for i in range(n):
-        shown = shown_labels(probs[i], settings, fps)
+        # one smoother run per face: the still part, then (with a partner) the swap; the
+        # smoother sees the same frames either way, so the still part is the first frames
+        j = partner[i]
+        seq = probs[i] if j < 0 else np.concatenate([probs[i], probs[j]])
+        both = shown_labels(seq, settings, fps)
+        shown = both[:frames]
         flips.append(changes(shown, settle))
         right += sum(s == LABELS[y[i]] for s in shown)
         unsure += sum(s == UNCERTAIN for s in shown)
-        j = partner[i]
         if j >= 0:
-            both = shown_labels(np.concatenate([probs[i], probs[j]]), settings, fps)
             target = LABELS[int(probs[j].mean(0).argmax())]
             follow.append(frames_to_follow(both, frames, target))
     seconds = (frames - settle) / fps
