@@ -18,7 +18,7 @@ from fer_pi.synth import Placement
 def make_pipeline(model_path, **detect):
     d = DetectConfig(**detect)
     det = HaarDetector(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces, d.detect_width)
-    return Pipeline(det, Classifier(model_path, threads=2), d.margin)
+    return Pipeline(det, Classifier(model_path, threads=2))
 
 
 def replay(path, pipeline):

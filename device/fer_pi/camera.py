@@ -220,6 +220,16 @@ class VideoFile:
             self.cap = None
 
 
+def read_image(file: Path) -> np.ndarray | None:
+    """An image file as an 8-bit frame (16-bit and float images scaled); None if unreadable."""
+    image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        return None
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
+    return image
+
+
 class ImageFolder:
     """Every image in a folder, in name order; unreadable files are skipped and counted."""
 
@@ -247,13 +257,11 @@ class ImageFolder:
                 self._pos = 0
             file = self.files[self._pos]
             self._pos += 1
-            image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
-            if image is None or image.size == 0:
+            image = read_image(file)
+            if image is None:
                 log.warning("skipping unreadable image %s", file)
                 self.corrupt_frames += 1
                 continue
-            if image.dtype != np.uint8:
-                image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
             frame = Frame(self.count, self.count / self.fps, image, str(file))
             self.count += 1
             return frame

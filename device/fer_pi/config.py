@@ -81,8 +81,12 @@ class DetectConfig:
     detect_width: int = setting(480, "detect on a copy scaled down to this width (0: full "
                                 "size); the crops still come from the full frame", 0, 4096,
                                 flag="--detect-width")
-    margin: float = setting(0.1, "crop margin around the face box, fraction of its size",
-                            0.0, 1.0)
+    margin: float = setting(-1.0, "crop margin around the face box, fraction of its size on "
+                            "each side (-1: the model's own, from its metadata: how its "
+                            "training faces were framed)", -1.0, 1.0)
+    equalize: str = setting("model", "histogram-equalise each face crop before the model: "
+                            "'model' as its metadata says (as its training faces were), 'on' "
+                            "or 'off'", choices=("model", "on", "off"))
 
 
 @dataclass(frozen=True)
@@ -332,6 +336,9 @@ def validate(cfg: Config) -> None:
     if 0 < cfg.source.idle_fps < 0.2:
         raise ConfigError(f"source.idle_fps = {cfg.source.idle_fps}: 0 (off) or at least 0.2 "
                           "(a frame every 5 s keeps the systemd watchdog fed)")
+    if -1.0 < cfg.detect.margin < 0.0:
+        raise ConfigError(f"detect.margin = {cfg.detect.margin}: -1 (the model's own) or "
+                          "0 .. 1")
     if cfg.detect.max_size and cfg.detect.max_size < cfg.detect.min_size:
         raise ConfigError(f"detect.max_size = {cfg.detect.max_size} is below detect.min_size "
                           f"= {cfg.detect.min_size}")

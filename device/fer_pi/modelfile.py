@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from fer_pi.labels import LABELS
+from fer_pi.preprocess import FacePrep
 
 DEFAULT_MODEL = "vgg"
 METADATA_FORMAT = "fer-pi-model/1"
@@ -32,6 +33,9 @@ class ModelInfo:
     # face shown at 70 % is right about 70 % of the time (fer_tools.calibrate); 1: as is
     temperature: float = 1.0
     temperature_single: float = 1.0  # the same without flip TTA (one inference per face)
+    # how a detected face must be cut and normalised for this model (input.face); a model
+    # without it gets what fer-pi did before models said so
+    face: FacePrep = FacePrep()
 
 
 def models_dir() -> Path:
@@ -123,5 +127,9 @@ def read_model_info(model: Path) -> ModelInfo:
             raise ModelError(f"model metadata: confidence.{key} must be a number in 0.05..20: "
                              f"{meta_file}")
         temps.append(t)
+    try:
+        face = FacePrep.from_metadata(meta.get("input", {}).get("face", {}))
+    except ValueError as exc:
+        raise ModelError(f"model metadata: {exc}: {meta_file}") from None
     return ModelInfo(model, str(meta.get("name", model.stem)), labels, scale, offset, meta,
-                     *temps)
+                     *temps, face=face)

@@ -13,7 +13,7 @@ from fer_pi.camera import FrameSource
 from fer_pi.classify import Classifier
 from fer_pi.config import Config
 from fer_pi.detect import HaarDetector, to_gray
-from fer_pi.preprocess import crop_face
+from fer_pi.preprocess import FacePrep
 from fer_pi.schema import Face, Frame, FrameResult
 from fer_pi.smooth import Smoother
 from fer_pi.track import Tracker, TrackerSettings
@@ -29,10 +29,12 @@ class Pipeline:
     labels stay live while Haar, the costliest stage, rests.
     """
 
-    def __init__(self, detector: HaarDetector, classifier: Classifier, margin: float = 0.1,
-                 tracker: Tracker | None = None, smoother: Smoother | None = None,
-                 detect_every: int = 1):
-        self.detector, self.classifier, self.margin = detector, classifier, margin
+    def __init__(self, detector: HaarDetector, classifier: Classifier,
+                 prep: FacePrep | None = None, tracker: Tracker | None = None,
+                 smoother: Smoother | None = None, detect_every: int = 1):
+        # the model's own preparation unless the caller gives one (a setting overrode it)
+        self.detector, self.classifier = detector, classifier
+        self.prep = prep if prep is not None else classifier.info.face
         self.tracker, self.smoother = tracker, smoother
         self.detect_every = max(1, detect_every)
         self._count = 0
@@ -58,7 +60,7 @@ class Pipeline:
         else:
             ids = [None] * len(boxes)
         t2 = time.perf_counter()
-        crops = [crop_face(gray, b, self.classifier.input_size, self.margin) for b in boxes]
+        crops = [self.prep.crop(gray, b, self.classifier.input_size) for b in boxes]
         t3 = time.perf_counter()
         preds = self.classifier.classify(crops)
         t4 = time.perf_counter()
@@ -169,5 +171,13 @@ def build(cfg: Config, classifier: Classifier | None = None) -> Pipeline:
         tracker = Tracker(TrackerSettings(max_missed=t.max_missed, max_distance=t.max_distance))
         if cfg.smooth.enabled:
             smoother = Smoother(classifier.info.labels, cfg.smooth.settings())
-    return Pipeline(detector, classifier, d.margin, tracker, smoother,
+    return Pipeline(detector, classifier, face_prep(cfg, classifier), tracker, smoother,
                     cfg.track.detect_every if tracker else 1)
+
+
+def face_prep(cfg: Config, classifier: Classifier) -> FacePrep:
+    """The model's face preparation, with whatever the settings override."""
+    d = cfg.detect
+    return classifier.info.face.with_overrides(
+        margin=None if d.margin < 0 else d.margin,
+        equalize=None if d.equalize == "model" else d.equalize == "on")

@@ -168,6 +168,22 @@ def _tensor_quant(path: Path) -> dict:
     }
 
 
+def face_metadata(recipe: dict, train_x: np.ndarray) -> dict:
+    """How the device must cut a face for this model (fer_pi.preprocess.FacePrep): what the
+    trainer prepared its faces with (a camera-simulating run records it), else FER2013's
+    own framing, measured here as the trainer measures it."""
+    from fer_tools.camaug import measure_framing
+
+    framing = recipe.get("face") or measure_framing(train_x, seed=int(recipe.get("seed", 0)))
+    return {**framing["prep"],
+            "detector": "OpenCV Haar haarcascade_frontalface_default (fer_pi.detect)",
+            "framing": {k: v for k, v in framing.items() if k != "prep"},
+            "trained_on": "camera views (fer_tools.camaug)" if recipe.get("camera")
+            else "FER2013 faces as they are (histogram-equalised, Haar-like framing)",
+            "meaning": "crop side = detector box side * crop_scale, centred crop_shift_y box "
+                       "sides below the box centre; then histogram-equalised if equalize"}
+
+
 def run(args: argparse.Namespace) -> int:
     src = Path(args.model)
     train = load_split(args.data, "Training")
@@ -221,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
                               "meaning": "float input = pixel (0..255) * scale + offset, "
                                          "then quantized with the input tensor's scale and "
                                          "zero point"},
+            "face": face_metadata(run_cfg, train.x),
         },
         "params": params,
         "macs": count_macs(model),

@@ -42,6 +42,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--input-scale", type=float, default=1.0, help="Keras models only: input is "
                    "pixel*scale+offset")
     p.add_argument("--input-offset", type=float, default=0.0)
+    p.add_argument("--end-to-end", metavar="SET", default=None, help="instead: whole labelled "
+                   "pictures and clips (a manifest, or a folder per label) through the "
+                   "device's own pipeline, with fer-pi's settings (fer-eval --end-to-end SET "
+                   "--help)")
     p.add_argument("--against", metavar="OTHER", default=None, help="a second model: a paired "
                    "comparison on the same images (and the same --flip-tta)")
     return p.parse_args(argv)
@@ -118,6 +122,12 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--end-to-end" in argv:  # its own options: every fer-pi setting
+        from fer_tools import endtoend
+
+        i = argv.index("--end-to-end")
+        return endtoend.main(argv[:i] + argv[i + 1:])
     return main_wrapper("fer-eval", parse_args, run, (EvalError, DataError), argv)
 
 

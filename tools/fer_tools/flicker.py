@@ -6,8 +6,8 @@ There is no labelled footage of a room to tune the smoother on, so this builds t
 thing from PublicTest (validation) faces. Each face is held still for ``--frames`` camera
 frames; every frame is cut again from a box with a Haar detection's jitter (centre and
 size moved by a random ``--jitter`` of the box side) from a camera-sized copy with sensor
-noise, through the device's own ``crop_face``, ``Classifier`` (int8, its calibration,
-flip TTA as the board runs it) and ``Smoother``. Then the face is replaced by another
+noise, through the device's own crop (the model's ``FacePrep``), ``Classifier`` (int8,
+its calibration, flip TTA as the board runs it) and ``Smoother``. Then the face is replaced by another
 face the model labels differently, as when an expression changes. Per smoother setting:
 
 - label changes per minute on a still face after its first second (a board at ``--fps``;
@@ -35,12 +35,13 @@ import cv2
 import numpy as np
 
 from fer_pi.labels import LABELS, UNCERTAIN
-from fer_pi.preprocess import crop_face
+from fer_pi.preprocess import FacePrep
 from fer_pi.schema import FaceBox
 from fer_pi.smooth import Smoother, SmoothSettings
 from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 
+LEGACY = FacePrep()  # a model without input.face metadata: 10 % margin, no equalisation
 CAMERA_SCALE = 3  # a 48-pixel face shown 144 pixels tall: a face a metre or two away at 640x480
 BORDER = 0.5  # room around the face in the camera-sized copy, as a fraction of its side
 
@@ -49,26 +50,28 @@ class FlickerError(Exception):
     pass
 
 
-def camera_copy(face: np.ndarray) -> tuple[np.ndarray, FaceBox]:
+def camera_copy(face: np.ndarray, prep: FacePrep = LEGACY) -> tuple[np.ndarray, FaceBox]:
     """The face enlarged as a camera would see it, with its borders replicated around it,
-    and the box a perfect detector would give (the crop's own margin taken off)."""
+    and the box a perfect detector would give (the model's crop geometry taken off)."""
     side = face.shape[0] * CAMERA_SCALE
     big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
     pad = int(side * BORDER)
     big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    inner = side / 1.2  # crop_face adds a 10 % margin on each side
+    inner = side / prep.scale  # the crop is prep.scale times the box
     c = pad + side / 2
-    return big, FaceBox(int(round(c - inner / 2)), int(round(c - inner / 2)),
+    cy = c - prep.shift_y * inner
+    return big, FaceBox(int(round(c - inner / 2)), int(round(cy - inner / 2)),
                         int(round(inner)), int(round(inner)))
 
 
 def jittered_crops(face: np.ndarray, frames: int, jitter: float, noise: float,
-                   rng: np.random.Generator, detect_every: int = 1) -> np.ndarray:
+                   rng: np.random.Generator, detect_every: int = 1,
+                   prep: FacePrep = LEGACY) -> np.ndarray:
     """``frames`` crops of one still face, from a box moved by N(0, jitter·side) and scaled
     by exp(N(0, jitter)) at each detection (every ``detect_every`` frames; the tracker
     keeps a still face's box in between), from a copy with N(0, noise) grey-level sensor
     noise in every frame."""
-    big, box = camera_copy(face)
+    big, box = camera_copy(face, prep)
     out = np.empty((frames, 48, 48), np.uint8)
     jbox = box
     for t in range(frames):
@@ -80,7 +83,7 @@ def jittered_crops(face: np.ndarray, frames: int, jitter: float, noise: float,
         frame = big
         if noise > 0:
             frame = np.clip(big + rng.normal(0.0, noise, big.shape), 0, 255).astype(np.uint8)
-        out[t] = crop_face(frame, jbox)
+        out[t] = prep.crop(frame, jbox)
     return out
 
 
@@ -171,7 +174,7 @@ def classify_faces(clf, faces: np.ndarray, args) -> np.ndarray:
     probs = np.empty((len(faces), args.frames, len(LABELS)), np.float32)
     for k, face in enumerate(faces):
         crops = jittered_crops(face, args.frames, args.jitter, args.noise, rng,
-                               args.detect_every)
+                               args.detect_every, clf.info.face)
         for t, crop in enumerate(crops):
             probs[k, t] = clf.probabilities(crop)
         if (k + 1) % 100 == 0 or k + 1 == len(faces):
@@ -223,7 +226,8 @@ def run(args) -> int:
                       "data_sha256": file_sha256(split.path), "faces": len(idx),
                       "frames": args.frames, "jitter": args.jitter, "noise": args.noise,
                       "detect_every": args.detect_every, "flip_tta": clf.flip_tta,
-                      "seed": args.seed}, sort_keys=True)
+                      "seed": args.seed, "face": clf.info.face.to_metadata()},
+                     sort_keys=True)
     probs = load_cache(Path(args.cache), key) if args.cache else None
     if probs is None:
         probs = classify_faces(clf, split.x[idx], args)

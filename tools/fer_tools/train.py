@@ -63,6 +63,15 @@ class Recipe:
     arch_args: str = ""  # JSON keyword arguments of the architecture, e.g. {"widths": [...]}
     # each --retarget-epochs of a resumed run: {"after_epoch", "epochs_before", "epochs", "lr"}
     retargets: list = field(default_factory=list)
+    # the camera simulation (fer_tools.camaug): probability of each photometric degradation;
+    # > 0 turns it on, and it replaces shift, zoom, rotation and flip (0: off)
+    camera: float = 0.0
+    # loss weight of each class ~ (its share)^-class_balance: 0.5 is the square-root
+    # balance (FER2013 has 17 happy faces for each disgusted one); 0: off
+    class_balance: float = 0.0
+    # how the device must cut a face for this model (input.face in its metadata), and the
+    # Haar framing measured on Training that it comes from (camaug.measure_framing)
+    face: dict = field(default_factory=dict)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -118,6 +127,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--erasing", type=float, default=d.erasing, help="probability of random "
                    "erasing (a random rectangle of 2-25%% of the face replaced by noise)")
     p.add_argument("--mixup", type=float, default=d.mixup, help="mixup alpha (0: off)")
+    p.add_argument("--camera", type=float, default=d.camera, help="train on faces as the "
+                   "device's camera and detector deliver them (fer_tools.camaug): rendered at "
+                   "32-128 px, jittered Haar box, the device's crop and equalisation, each "
+                   "degradation (exposure, blur, noise, JPEG) with this probability; replaces "
+                   "--shift/--zoom/--rotation/--no-flip (0: off)")
+    p.add_argument("--class-balance", type=float, default=d.class_balance, help="weigh each "
+                   "class's loss by its share to the power -B (0.5: square-root balance; 0: "
+                   "off)")
     p.add_argument("--arch-args", default="", help="JSON keyword arguments of the "
                    "architecture, e.g. '{\"widths\": [48, 96, 192, 384]}'")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
@@ -207,6 +224,14 @@ def mixup_batch(x, y, alpha: float, seed: int):
     return lam * x + (1 - lam) * tf.reverse(x, [0]), lam * y + (1 - lam) * tf.reverse(y, [0])
 
 
+def class_weights(y: np.ndarray, power: float) -> np.ndarray:
+    """One weight per class, (its share)^-power, scaled so that the mean weight over ``y``
+    is 1 (the loss keeps its size, so the learning rate means the same)."""
+    counts = np.bincount(y, minlength=7).astype(np.float64)
+    w = np.where(counts > 0, (np.maximum(counts, 1) / counts.sum()) ** -power, 0.0)
+    return (w / (w[y].mean() if len(y) else 1.0)).astype(np.float32)
+
+
 def _datasets(recipe: Recipe, train, val, targets: np.ndarray | None = None):
     """Training batches (augmented, erased, mixed as the recipe says) and validation
     batches, with targets as class indices or, when categorical(recipe), vectors."""
@@ -218,21 +243,39 @@ def _datasets(recipe: Recipe, train, val, targets: np.ndarray | None = None):
         y = np.eye(7, dtype=np.float32)[train.y] if cat else train.y.astype(np.int32)
     else:
         y = targets
-    aug = _augmenter(recipe)
+    w = class_weights(train.y, recipe.class_balance)[train.y]
     ds = (
-        tf.data.Dataset.from_tensor_slices((x, y))
+        tf.data.Dataset.from_tensor_slices((x, y, w))
         .shuffle(len(y), seed=recipe.seed, reshuffle_each_iteration=True)
         .batch(recipe.batch)
     )
-    if aug is not None:
-        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if recipe.camera:
+        from fer_pi.preprocess import FacePrep
+        from fer_tools.camaug import CameraAug, camera_batch
+
+        prep = FacePrep.from_metadata(recipe.face["prep"])
+        cam = CameraAug(p=recipe.camera, rotation_deg=recipe.rotation_deg, flip=recipe.flip)
+        framing = (recipe.face["box_side"], recipe.face["box_dy"])
+
+        def camera(a, b, c):
+            out = tf.numpy_function(lambda v: camera_batch(v, recipe.seed, prep, cam, framing),
+                                    [a], tf.float32, stateful=True)
+            return tf.ensure_shape(out, [None, 48, 48, 1]), b, c
+
+        ds = ds.map(camera, num_parallel_calls=2)
+    else:
+        aug = _augmenter(recipe)
+        if aug is not None:
+            ds = ds.map(lambda a, b, c: (aug(a, training=True), b, c),
+                        num_parallel_calls=tf.data.AUTOTUNE)
     if recipe.erasing:
-        ds = ds.map(lambda a, b: (random_erasing(a, recipe.erasing, recipe.seed + 10), b),
+        ds = ds.map(lambda a, b, c: (random_erasing(a, recipe.erasing, recipe.seed + 10), b, c),
                     num_parallel_calls=tf.data.AUTOTUNE)
-    if recipe.mixup:
-        ds = ds.map(lambda a, b: mixup_batch(a, b, recipe.mixup, recipe.seed + 20),
+    if recipe.mixup:  # mixed images carry the batch's mean weight
+        ds = ds.map(lambda a, b, c: (*mixup_batch(a, b, recipe.mixup, recipe.seed + 20),
+                                     tf.fill(tf.shape(c), tf.reduce_mean(c))),
                     num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.prefetch(2)
+    ds = ds.prefetch(4)
     vy = np.eye(7, dtype=np.float32)[val.y] if cat else val.y.astype(np.int32)
     vds = tf.data.Dataset.from_tensor_slices((val.x[..., None].astype(np.float32), vy)).batch(512)
     return ds, vds
@@ -463,7 +506,8 @@ def run(args: argparse.Namespace) -> int:
             teachers=",".join(str(Path(t).resolve()) for t in args.teachers.split(",") if t),
             teacher_weight=args.teacher_weight, teacher_temperature=args.teacher_temperature,
             optimizer=args.optimizer, weight_decay=args.weight_decay, erasing=args.erasing,
-            mixup=args.mixup, arch_args=args.arch_args,
+            mixup=args.mixup, arch_args=args.arch_args, camera=args.camera,
+            class_balance=args.class_balance,
             swa_start=args.swa_start, swa_lr=args.swa_lr or (args.lr / 4 if args.swa_start else 0.0),
         )
         for t in recipe.teachers.split(",") if recipe.teachers else []:
@@ -485,6 +529,13 @@ def run(args: argparse.Namespace) -> int:
     val = load_split(args.data if args.data else recipe.data, "PublicTest")
     if not args.resume:
         recipe.data_sha256 = {s.name: file_sha256(s.path) for s in (train, val)}
+        if recipe.camera:
+            from fer_tools.camaug import measure_framing
+
+            recipe.face = measure_framing(train.x, seed=recipe.seed)
+            print(f"Haar framing of Training faces: box side {recipe.face['box_side']} of the "
+                  f"face, centre {recipe.face['box_dy']:+} down; device crop "
+                  f"{recipe.face['prep']}", flush=True)
         recipe.git_commit = git_commit()
         if recipe.teachers:
             recipe.teachers_sha256 = {t: file_sha256(t) for t in recipe.teachers.split(",")}
