@@ -45,6 +45,43 @@ def drain(sock, seconds: float) -> list[tuple[float, str]]:
     return out
 
 
+@pytest.mark.parametrize("case", ["outside its hours", "camera gives no frames"])
+def test_ready_within_5_s_while_waiting_on_purpose(tmp_path, stub_picamera2, case):
+    """Type=notify with TimeoutStartSec: a unit started at night (outside source.hours) or
+    with a camera that does not deliver yet must still say READY=1, or systemd kills and
+    restarts it every two minutes all night."""
+    from datetime import datetime, timedelta
+
+    from conftest import spawn
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.1)
+    now = datetime.now()
+    args = ["--camera", "picam", "--headless"]
+    env = {"PYTHONPATH": str(stub_picamera2), "NOTIFY_SOCKET": str(path)}
+    if case == "outside its hours":
+        args += ["--hours", f"{now + timedelta(hours=2):%H:%M}-{now + timedelta(hours=3):%H:%M}"]
+    else:
+        env["STUB_PICAMERA2_NO_FRAMES"] = "1"
+    start = time.monotonic()
+    proc = spawn(*args, env=env)
+    try:
+        got = []
+        while time.monotonic() - start < 5 and not any("READY=1" in m for m in got):
+            try:
+                got.append(sock.recv(4096).decode())
+            except TimeoutError:
+                pass
+        assert any("READY=1" in m for m in got), (case, got)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        sock.close()
+    assert proc.returncode == 0, err
+
+
 class StallingSource:
     """Real frames from a clip, then read() blocks: the loop hangs as a wedged driver would."""
 

@@ -6,8 +6,10 @@ import json
 
 import cv2
 import numpy as np
-from conftest import run_cli
+import pytest
+from conftest import need, run_cli
 
+from fer_pi.labels import LABELS
 from fer_pi.synth import Placement, compose, write_clip
 
 
@@ -105,27 +107,56 @@ def test_output_write_errors_do_not_stop_the_run(tmp_path, clips):
     assert "10 frames" in proc.stderr  # every frame was still processed
 
 
-def test_partial_frame_is_cut_back(tmp_path, monkeypatch):
-    """A write that fails half-way leaves the file ending on a whole line."""
+@pytest.fixture
+def small_fs(tmp_path):
+    """A real 64 KiB file system the test can fill (tmpfs; mounting needs root, as CI runs)."""
+    import os
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        need("root, to mount a small tmpfs and fill it", ci_must=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        need(f"a mountable tmpfs ({proc.stderr.strip()})", ci_must=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_loses_whole_records_only(small_fs):
+    """On a real full file system: records that do not fit are cut back whole (no torn line
+    written later from a buffer), counted once each, and writing resumes when space is freed."""
+    import os
+
     from fer_pi.output import ResultWriter
-    from fer_pi.schema import Frame, FrameResult
+    from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
 
-    w = ResultWriter(tmp_path / "r.jsonl", ("a", "b"))
-    w.write(FrameResult(Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8)), ()))
-    real_write = w.fh.write
-
-    def half_then_fail(data: bytes):
-        real_write(data[: len(data) // 2])
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(w.fh, "write", half_then_fail)
-    w.write(FrameResult(Frame(1, 0.1, np.zeros((4, 4, 3), np.uint8)), ()))
-    monkeypatch.undo()
-    w.write(FrameResult(Frame(2, 0.2, np.zeros((4, 4, 3), np.uint8)), ()))
+    pred = Prediction((0.1, 0.2, 0.1, 0.3, 0.1, 0.1, 0.1), LABELS)
+    faces = tuple(Face(FaceBox(i, i, 50, 50), pred, i) for i in range(6))  # about 1 KB a record
+    img = np.zeros((4, 4, 3), np.uint8)
+    out = small_fs / "r.jsonl"
+    w = ResultWriter(out, LABELS)
+    filler = small_fs / "filler"
+    with open(filler, "wb") as fh:  # leave a few records' room
+        fh.write(b"x" * (os.statvfs(small_fs).f_bavail * os.statvfs(small_fs).f_frsize - 5000))
+    for i in range(40):
+        w.write(FrameResult(Frame(i, i / 30, img), faces))
+    full_rows, full_errors = w.rows, w.errors
+    assert full_errors > 0 and full_rows > 0 and full_rows + full_errors == 40
+    filler.unlink()  # space again
+    for i in range(40, 50):
+        w.write(FrameResult(Frame(i, i / 30, img), faces))
     w.close()
-    lines = (tmp_path / "r.jsonl").read_text().splitlines()
-    assert [json.loads(x)["frame"] for x in lines] == [0, 2]
-    assert w.errors == 1
+    lines = out.read_bytes().split(b"\n")
+    assert lines[-1] == b"", "the file ends on a whole line"
+    frames = [json.loads(x)["frame"] for x in lines[:-1]]  # every line is valid JSON
+    assert frames == list(range(full_rows)) + list(range(40, 50))
+    assert w.rows == len(frames) and w.errors == full_errors
+    assert w.status() == {"path": str(out), "records": len(frames), "not_written": full_errors}
 
 
 def test_metadata_that_disagrees_with_the_model(tmp_path, model_path, clips):

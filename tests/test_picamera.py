@@ -22,10 +22,15 @@ class FakePicamera2:
 
     frames: list[np.ndarray] = []
     fail_open = False
+    fail_start = False
+    held = 0  # cameras acquired and not closed: a real one stays busy for the next open
 
     def __init__(self, camera_num=0):
         if FakePicamera2.fail_open:
             raise RuntimeError("Camera __init__ sequence did not complete.")
+        if FakePicamera2.held:
+            raise RuntimeError("Failed to acquire camera: Device or resource busy")
+        FakePicamera2.held += 1
         self.camera_num = camera_num
         self.config = None
         self.i = 0
@@ -48,7 +53,8 @@ class FakePicamera2:
         return self.config
 
     def start(self):
-        pass
+        if FakePicamera2.fail_start:
+            raise RuntimeError("Camera frontend has timed out!")
 
     def _main(self):
         f = FakePicamera2.frames[self.i % len(FakePicamera2.frames)]
@@ -71,7 +77,7 @@ class FakePicamera2:
         pass
 
     def close(self):
-        pass
+        FakePicamera2.held = max(0, FakePicamera2.held - 1)
 
 
 @pytest.fixture
@@ -81,7 +87,8 @@ def fake_picamera2(monkeypatch, face):
     monkeypatch.setitem(sys.modules, "picamera2", mod)
     FakePicamera2.frames = [compose([Placement(80 + 8 * i, 40, 400)], face=face)
                             for i in range(5)]
-    FakePicamera2.fail_open = False
+    FakePicamera2.fail_open = FakePicamera2.fail_start = False
+    FakePicamera2.held = 0
     return FakePicamera2
 
 
@@ -114,6 +121,44 @@ def test_camera_absent_is_a_source_error(fake_picamera2):
     fake_picamera2.fail_open = True
     with pytest.raises(SourceError, match="cannot open the Pi camera"):
         PiCamera().open()
+
+
+def test_a_camera_that_fails_to_start_is_let_go(fake_picamera2):
+    """configure/start failing after the camera was acquired: the adapter closes it, so the
+    next try (ResilientSource's reopen) does not find it busy."""
+    fake_picamera2.fail_start = True
+    with pytest.raises(SourceError, match="frontend has timed out"):
+        PiCamera().open()
+    assert fake_picamera2.held == 0
+    fake_picamera2.fail_start = False
+    cam = PiCamera()
+    cam.open()  # not "Device or resource busy"
+    cam.close()
+
+
+def test_a_usb_camera_that_fails_to_open_is_released(monkeypatch):
+    """cv2.VideoCapture objects that did not open are released, not left to the collector."""
+    import fer_pi.camera as camera_mod
+    from fer_pi.camera import OpenCVCamera
+
+    made = []
+
+    class DeadCapture:
+        def __init__(self, *args):
+            self.released = False
+            made.append(self)
+
+        def isOpened(self):  # noqa: N802 - OpenCV's name
+            return False
+
+        def release(self):
+            self.released = True
+
+    monkeypatch.setattr(camera_mod.cv2, "VideoCapture", DeadCapture)
+    monkeypatch.setattr("fer_pi.camera_list.not_a_camera", lambda index: "")
+    with pytest.raises(SourceError, match="cannot open camera 7"):
+        OpenCVCamera(7).open()
+    assert made and all(c.released for c in made)
 
 
 def test_picamera2_missing_says_how_to_install(monkeypatch):

@@ -226,7 +226,7 @@ class Board:
                             max(1, int(face.box.h * scale)))
             pygame.draw.rect(surface, colour, r, thick, border_radius=thick * 2)
             word = self.word(label)
-            tag = f"{word} {_confidence(face):.0%}" if label != UNCERTAIN else word
+            tag = f"{word} {face.shown_confidence:.0%}" if label != UNCERTAIN else word
             if face.track_id is not None:
                 tag = f"#{face.track_id} {tag}"
             text = font.render(tag, True, (0, 0, 0))
@@ -315,7 +315,7 @@ class Board:
         word = self.word(label)
         head = f"#{face.track_id} {word}" if face.track_id is not None else word
         surface.blit(self.font(int(u * 1.2)).render(head, True, colour), (tx, rect.y + u // 4))
-        sub = f"{_confidence(face):.0%}"
+        sub = f"{face.shown_confidence:.0%}"
         if face.shown is not None:
             sub += "  " + self.say("held", s=f"{face.held_s:.1f}")
         surface.blit(self.font(max(10, int(u * 0.9))).render(sub, True, DIM),
@@ -341,7 +341,7 @@ class Board:
                 break
             label = card.face.shown_label
             tid = f"#{card.face.track_id} " if card.face.track_id is not None else ""
-            text = font.render(f"{tid}{self.word(label)} {_confidence(card.face):.0%}", True,
+            text = font.render(f"{tid}{self.word(label)} {card.face.shown_confidence:.0%}", True,
                                colour_for(label))
             surface.blit(text, (lay.panel.x + lay.unit // 2, y))
             y += int(lay.unit * 1.2)
@@ -385,14 +385,6 @@ def pixelate(rgb: np.ndarray, blocks: int = 6) -> np.ndarray:
     h, w = rgb.shape[:2]
     small = cv2.resize(rgb, (min(blocks, w), min(blocks, h)), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
-
-
-def _confidence(face: Face) -> float:
-    """Confidence of the shown label: smoothed where smoothing ran."""
-    label = face.shown_label
-    probs = face.shown_probs
-    labels = face.prediction.labels
-    return float(probs[labels.index(label)]) if label in labels else float(max(probs))
 
 
 def _thumbnail(image: np.ndarray, face: Face, side: int = 96) -> np.ndarray:

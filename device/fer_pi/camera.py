@@ -59,8 +59,11 @@ class OpenCVCamera:
                               "lists what opens)")
         cap = cv2.VideoCapture(self.index, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else None
         if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()  # a half-open handle keeps the device busy for the next try
             cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
+            cap.release()
             raise SourceError(f"cannot open camera {self.index} (/dev/video{self.index}); "
                               "for the Pi camera use --camera picam")
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
@@ -111,6 +114,7 @@ class PiCamera:
         except ImportError:
             raise SourceError("picamera2 is not installed: sudo apt install python3-picamera2 "
                               "and create the venv with --system-site-packages") from None
+        cam = None
         try:
             cam = Picamera2(self.camera_num)
             streams = {"main": {"size": (self.width, self.height), "format": "RGB888"}}
@@ -126,6 +130,8 @@ class PiCamera:
             if "lores" in streams:
                 self.lores_size = tuple(cam.camera_configuration()["lores"]["size"])
         except Exception as exc:  # picamera2 raises plain RuntimeError/IndexError on no camera
+            if cam is not None:  # acquired but not started: let go, or the retry finds it busy
+                _close_quietly(cam)
             raise SourceError(f"cannot open the Pi camera {self.name}: {exc}") from None
         self.cam = cam
 
@@ -153,6 +159,14 @@ class PiCamera:
                 self.cam.close()
             finally:
                 self.cam = None
+
+
+def _close_quietly(cam) -> None:
+    for step in (cam.stop, cam.close):
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - a camera that failed to start may fail here too
+            log.debug("closing a camera that failed to open: %s", exc)
 
 
 class VideoFile:

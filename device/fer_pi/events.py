@@ -22,7 +22,7 @@ class FaceEvent:
     kind: str  # "new", "change", "update" (at the interval) or "gone"
     track_id: int
     label: str  # the shown label; "uncertain" below the smoother's threshold
-    confidence: float  # the leading smoothed probability
+    confidence: float  # the shown label's own (smoothed) probability, as the board shows it
     probs: dict[str, float]  # the smoothed probabilities, by label
     frame: int  # index of the source frame
     t: float  # source time, seconds
@@ -69,7 +69,7 @@ class EventStream:
             seen.add(face.track_id)
             probs = face.shown_probs
             label = face.shown_label
-            ev = FaceEvent("update", face.track_id, label, float(max(probs)),
+            ev = FaceEvent("update", face.track_id, label, face.shown_confidence,
                            dict(zip(self.labels, map(float, probs), strict=True)),
                            result.frame.index, result.frame.timestamp, now)
             before = self._last.get(face.track_id)

@@ -59,7 +59,7 @@ class Notifier:
         self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
         self.watchdog_s = watchdog_interval_s()
         self.status_every_s = status_every_s
-        self.ready = False
+        self.is_ready = False
         self._last_ping = 0.0
         self._last_status = 0.0
 
@@ -68,9 +68,9 @@ class Notifier:
             return
         now = time.monotonic()
         msgs = []
-        if not self.ready:
+        if not self.is_ready:
             msgs.append("READY=1")
-            self.ready = True
+            self.is_ready = True
         if self.watchdog_s is not None and now - self._last_ping >= self.watchdog_s / 2:
             msgs.append("WATCHDOG=1")
             self._last_ping = now
@@ -80,12 +80,23 @@ class Notifier:
         if msgs:
             sd_notify("\n".join(msgs))
 
+    def ready(self, status: str = "started") -> None:
+        """Set up: running, or waiting on purpose (outside source.hours, a camera being
+        retried). systemd's start is done; a unit that waited for a first frame would be
+        killed at TimeoutStartSec and restarted all night."""
+        if self.enabled and not self.is_ready:
+            self.is_ready = True
+            sd_notify(f"READY=1\nSTATUS={status}")
+
     def keepalive(self, status: str) -> None:
         """While waiting on purpose (camera retry), so systemd does not restart a healthy wait."""
         if self.enabled:
             msg = f"STATUS={status}"
             if self.watchdog_s is not None:
                 msg = "WATCHDOG=1\n" + msg
+            if not self.is_ready:
+                self.is_ready = True
+                msg = "READY=1\n" + msg
             sd_notify(msg)
 
     def stopping(self) -> None:

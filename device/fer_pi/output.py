@@ -11,6 +11,7 @@ import glob
 import io
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -110,7 +111,9 @@ class ResultWriter:
     def _open(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(path, "ab+" if self.append else "wb+")  # noqa: SIM115 - closed in close()
+            # unbuffered: a write that fails must not leave a torn record in a buffer that
+            # a later flush (or the seek before truncate) would write after all
+            fh = open(path, "ab+" if self.append else "wb+", buffering=0)  # noqa: SIM115
             size = fh.seek(0, 2)
             if size:
                 _cut_torn_tail(fh, size)
@@ -174,22 +177,32 @@ class ResultWriter:
         return buf.getvalue()
 
     def _append(self, text: str) -> bool:
-        pos = self.fh.tell()
+        """The whole record, or nothing: a disk that fills mid-record (a short write, then
+        ENOSPC) has the part that went out cut off again, so the file ends on a whole line."""
+        fd = self.fh.fileno()
+        data = memoryview(text.encode("utf-8"))
         try:
-            self.fh.write(text.encode("utf-8"))
-            self.fh.flush()
+            pos = os.lseek(fd, 0, os.SEEK_END)
+        except OSError as exc:
+            return self._failed(exc)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
             return True
         except OSError as exc:
-            self.errors += 1
-            if self.errors == 1 or self.errors % 100 == 0:
-                log.error("cannot write %s (%s); %d frame(s) not written, the board goes on",
-                          self.path, exc.strerror or exc, self.errors)
-            try:  # drop the partial frame so the file ends on a whole line
-                self.fh.seek(pos)
-                self.fh.truncate(pos)
-            except OSError:
-                pass
-            return False
+            try:
+                os.ftruncate(fd, pos)
+            except OSError as cut:
+                log.error("cannot cut the partial record from %s (%s)", self.path,
+                          cut.strerror or cut)
+            return self._failed(exc)
+
+    def _failed(self, exc: OSError) -> bool:
+        self.errors += 1
+        if self.errors == 1 or self.errors % 100 == 0:
+            log.error("cannot write %s (%s); %d frame(s) not written, the board goes on",
+                      self.path, exc.strerror or exc, self.errors)
+        return False
 
     def write(self, result: FrameResult) -> None:
         if self.interval_s:

@@ -91,6 +91,14 @@ class Face:
         """The probabilities behind it: smoothed where smoothing ran."""
         return self.smoothed if self.smoothed is not None else self.prediction.probs
 
+    @property
+    def shown_confidence(self) -> float:
+        """The shown label's own probability (smoothed where smoothing ran), as the board
+        shows it; for "uncertain", the leading probability that fell short."""
+        probs, labels = self.shown_probs, self.prediction.labels
+        label = self.shown_label
+        return float(probs[labels.index(label)]) if label in labels else float(max(probs))
+
 
 @dataclass(frozen=True)
 class FrameResult:
