@@ -129,3 +129,15 @@ def test_discovery_templates_read_the_state_payload():
         assert p["state_topic"] == topics(cfg)["state"] == "home/fer/hall/state"
         assert p["availability_topic"] == "home/fer/hall/availability"
         assert p["device"]["identifiers"] == ["fer-pi-hall"]
+
+
+def test_an_event_carries_the_shown_label_s_own_probability():
+    """The smoother holds "sad" (hysteresis) while "happy" leads by a little: the event says
+    sad at sad's probability, as the board does, not at the leader's."""
+    probs = (0.02, 0.02, 0.02, 0.40, 0.36, 0.1, 0.08)  # happy leads, sad is held
+    face = Face(FaceBox(10, 10, 50, 50), Prediction(probs, LABELS), 1, probs, "sad", 2.0)
+    (ev,) = EventStream(LABELS, clock=Clock()).update(_result(0, face))
+    assert ev.label == "sad" and ev.confidence == 0.36
+    uncertain = Face(FaceBox(10, 10, 50, 50), Prediction(probs, LABELS), 2, probs, "uncertain")
+    (ev,) = EventStream(LABELS, clock=Clock()).update(_result(0, uncertain))
+    assert ev.label == "uncertain" and ev.confidence == 0.40  # the leader that fell short

@@ -221,6 +221,7 @@ def test_the_screen_sleeps_while_closed_and_wakes_when_the_hours_begin(caplog):
     tv.follow("retrying")  # a lost camera is not a closed room
     tv.follow("running")
     tv.follow("running")
+    tv.settle()
     assert run.calls == [["--playback"], ["--to", "0", "--standby"],
                          ["--to", "0", "--image-view-on"]]
 
@@ -235,10 +236,35 @@ def test_a_tv_that_ignores_cec_is_asked_once_and_never_stops_the_board(caplog):
     with caplog.at_level(logging.WARNING, logger="fer_pi.tvpower"):
         for _ in range(5):
             tv.follow("closed")
+        tv.settle()
     assert run.calls == [["--playback"]] and "no TV on the bus" in caplog.text
     missing = CecScreen("/dev/cec0", run=lambda *a, **k: (_ for _ in ()).throw(
         FileNotFoundError("cec-ctl")))
     missing.follow("closed")  # logged, not raised
+    missing.settle()
+
+
+def test_a_cec_bus_that_hangs_never_stalls_the_loop(tmp_path):
+    """cec-ctl that takes 20 s (a bus with no answer; the real timeout is 10 s a command, two
+    commands at the first standby) under WatchdogSec=30: follow() returns at once."""
+    import subprocess
+    import time
+
+    from fer_pi.tvpower import CecScreen
+
+    stub = tmp_path / "cec-ctl"
+    stub.write_text("#!/bin/sh\nsleep 20\n")
+    stub.chmod(0o755)
+
+    def run(cmd, **kw):
+        return subprocess.run([str(stub), *cmd[1:]], **kw)
+
+    tv = CecScreen("/dev/cec0", run=run, timeout_s=10.0)
+    t0 = time.monotonic()
+    tv.follow("closed")
+    tv.follow("running")
+    assert time.monotonic() - t0 < 0.5
+    tv.close(timeout_s=0.1)
 
 
 def test_cec_settings_are_checked_before_start(tmp_path, monkeypatch):

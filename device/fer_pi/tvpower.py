@@ -5,13 +5,16 @@ using power and wearing the panel; a museum would otherwise need a smart plug. W
 board.cec_device the TV is put in standby when the camera closes (source.hours) and woken
 when it opens. It uses cec-ctl (apt: v4l-utils), the kernel CEC framework's own tool, as
 a subprocess: a command that fails (a TV with CEC switched off in its menu) is logged and
-never stops the board.
+never stops the board. The commands run in a thread of their own: a bus that does not
+answer can take seconds per command, and the main loop feeds systemd's watchdog.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import subprocess
+import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,9 @@ class CecScreen:
         self.device, self.run, self.timeout_s = device, run, timeout_s
         self.off = False
         self._configured = False
+        self._todo: queue.Queue[str | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="cec", daemon=True)
+        self._worker.start()
 
     def _cec(self, *args: str) -> bool:
         cmd = ["cec-ctl", "-d", self.device, *args]
@@ -45,13 +51,35 @@ class CecScreen:
         return self._configured
 
     def follow(self, camera_state: str) -> None:
+        """Never waits on the bus: the command is handed to the CEC thread."""
         # the state changes before the command: a TV that ignores CEC is asked once, not
         # once a second for the whole night
         if camera_state == "closed" and not self.off:
             self.off = True
-            if self._ready() and self._cec("--to", "0", "--standby"):
-                log.info("HDMI-CEC: screen in standby until the hours begin")
+            self._todo.put("standby")
         elif camera_state == "running" and self.off:
             self.off = False
-            if self._ready() and self._cec("--to", "0", "--image-view-on"):
-                log.info("HDMI-CEC: screen on")
+            self._todo.put("on")
+
+    def _work(self) -> None:
+        while (what := self._todo.get()) is not None:
+            try:
+                if what == "standby":
+                    if self._ready() and self._cec("--to", "0", "--standby"):
+                        log.info("HDMI-CEC: screen in standby until the hours begin")
+                elif self._ready() and self._cec("--to", "0", "--image-view-on"):
+                    log.info("HDMI-CEC: screen on")
+            except Exception:  # noqa: BLE001 - the screen's power never ends the board
+                log.exception("HDMI-CEC: %s failed", what)
+            finally:
+                self._todo.task_done()
+        self._todo.task_done()
+
+    def settle(self) -> None:
+        """Wait until every command handed over has run (tests, and close)."""
+        self._todo.join()
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Stop the thread once what is queued has run, waiting at most ``timeout_s``."""
+        self._todo.put(None)
+        self._worker.join(timeout_s)
