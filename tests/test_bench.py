@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import need
 
 
 def bench(*args: str, tmp_path=None) -> subprocess.CompletedProcess:
@@ -93,6 +94,44 @@ def test_remote_through_the_local_transport(tmp_path):
     assert json.loads(out.read_text()) == rep
 
 
+def test_draw_is_timed_on_every_frame(tmp_path):
+    """More frames than the overlay's 60-frame window: the draw percentiles cover them all."""
+    proc = bench("--json", "--frames", "75", "--warmup", "0", "--screen", "320x240",
+                 tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = json.loads(proc.stdout)["runs"]
+    assert run["stages"]["draw"]["n"] == run["stages"]["total"]["n"] == 75
+
+
+def test_remote_runs_what_the_local_run_runs(tmp_path, clips):
+    """--config, --video and --screen reach the remote side: like for like."""
+    cfg = tmp_path / "pi.toml"
+    cfg.write_text("[detect]\ndetect_width = 320\n")
+    proc = bench("--remote", "local", "--json", "--frames", "4", "--warmup", "0",
+                 "--video", str(clips["two"]), "--config", str(cfg), "--screen", "320x240",
+                 tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    for side in ("local", "remote"):
+        r = rep[side]
+        assert r["settings"]["detect_width"] == 320 and r["settings"]["screen"] == "320x240"
+        assert r["source"]["kind"] == "video" and r["source"]["video"].endswith("two.avi")
+    assert rep["remote"]["source"]["video"] != rep["local"]["source"]["video"]  # a copy
+
+
+def test_a_remote_failure_is_one_line(tmp_path):
+    """The remote fer-bench fails (here: a video it cannot decode): its last line, exit 2,
+    no traceback."""
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"not a video")
+    proc = bench("--remote", "local", "--frames", "2", "--warmup", "0", "--video", str(bad),
+                 tmp_path=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("fer-bench: error:")]
+    assert "fer-bench on local failed" in line and "bad.avi" in line
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -135,7 +174,7 @@ def sshd(tmp_path):
 
     exe = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
     if exe is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
-        pytest.skip("needs OpenSSH (Debian: openssh-server, openssh-client; .ci/run installs them)")
+        need("OpenSSH (Debian: openssh-server, openssh-client; .ci/run installs them)")
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation folder
     d = tmp_path / "ssh"

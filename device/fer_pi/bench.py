@@ -17,7 +17,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -170,7 +169,7 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
         if args.warmup:  # max_frames=0 would mean "until the source ends": never, on a loop
             run(source, pipeline, show=show, max_frames=args.warmup)
         start = time.perf_counter()
-        stats = run(source, pipeline, sinks=[timed.append], show=show, max_frames=args.frames)
+        run(source, pipeline, sinks=[timed.append], show=show, max_frames=args.frames)
         wall = time.perf_counter() - start
     finally:
         source.close()
@@ -183,9 +182,8 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
             stages.setdefault(k, []).append(v)
         if r.faces:
             per_face.append(r.timings_ms["infer"] / len(r.faces))
-    # the display time is written after the sinks ran: read it from the run's own stats
-    if show is not None:
-        stages["draw"] = list(stats.recent.get("draw", []))[-len(timed):]
+    # "draw" and "total" are added to each frame's timings after the sinks ran (the same
+    # dict): every timed frame has them by now, so their percentiles cover every frame
     stages["total"] = [r.timings_ms.get("total", 0.0) for r in timed]
     stages["infer_per_face"] = per_face
     return {
@@ -379,6 +377,8 @@ class SSHTransport:
         self.dir = proc.stdout.strip()
 
     def put(self, local: Path) -> str:
+        if not local.is_file():
+            raise BenchError(f"file not found: {local}")
         dest = f"{self.dir}/{local.name}"
         files = [str(local)] + ([str(local.with_suffix(".json"))]
                                 if local.with_suffix(".json").is_file() else [])
@@ -408,6 +408,8 @@ class LocalTransport:
     def put(self, local: Path) -> str:
         import shutil
 
+        if not local.is_file():
+            raise BenchError(f"file not found: {local}")
         shutil.copy2(local, self.dir / local.name)
         if local.with_suffix(".json").is_file():
             shutil.copy2(local.with_suffix(".json"), self.dir / local.with_suffix(".json").name)
@@ -434,8 +436,14 @@ def run_remote(args, transport: Transport) -> dict:
         argv.append("--no-track")
     if not args.flip_tta:
         argv.append("--no-flip-tta")
+    if not args.headless:
+        argv += ["--screen", args.screen]
     if args.camera:
         argv += ["--camera", args.camera]
+    if args.video:  # like for like: the same clip and settings on both machines
+        argv += ["--video", transport.put(Path(args.video))]
+    if args.config:
+        argv += ["--config", transport.put(Path(args.config))]
     proc = transport.run(argv, timeout=3600)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -478,13 +486,7 @@ def main(argv=None) -> int:
             try:
                 result: dict = {"schema": SCHEMA, "remote_host": transport.name}
                 # the remote run first: local CPU load must not heat the comparison
-                holder: dict = {}
-                t = threading.Thread(target=lambda: holder.update(r=run_remote(args, transport)))
-                t.start()
-                t.join()
-                if "r" not in holder:
-                    raise BenchError(f"remote run on {transport.name} gave no result")
-                result["remote"] = holder["r"]
+                result["remote"] = run_remote(args, transport)
                 result["local"] = run_local(args)
             finally:
                 transport.close()
