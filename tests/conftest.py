@@ -34,6 +34,37 @@ def need(what: str, ci_must: bool = True) -> None:
     pytest.skip(f"needs {what}")
 
 
+def fer2013_dir() -> Path:
+    """The FER2013 folder ($FER_DATA or ../shared/data/fer2013), or need() it."""
+    from fer_tools.data import default_data_dir
+
+    data = default_data_dir()
+    if data is None or not (data / "PublicTest.npz").is_file() \
+            or not (data / "Training.npz").is_file():
+        need("FER2013 (set FER_DATA or place it at ../shared/data/fer2013)")
+    return data
+
+
+@pytest.fixture
+def fer2013() -> Path:
+    return fer2013_dir()
+
+
+def need_tool(name: str, install: str) -> str:
+    """A program a test runs (mosquitto, sshd, shellcheck ...): its path, or need() it."""
+    import shutil
+
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/local/sbin/{name}") if os.path.exists(p)), None)
+    if path is None:
+        need(f"{name} ({install}; .ci/run installs it)")
+    return path
+
+
+# a mark for tests that read FER2013 through a module-level DATA
+needs_data = pytest.mark.usefixtures("fer2013")
+
+
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     return resolve_model("default")

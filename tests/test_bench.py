@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import need
+from conftest import need, need_tool
 
 
 def bench(*args: str, tmp_path=None) -> subprocess.CompletedProcess:
@@ -168,13 +168,12 @@ def test_soak_report(tmp_path):
 def sshd(tmp_path):
     """A real OpenSSH server on a loopback port, key login only, for this user."""
     import getpass
-    import shutil
     import socket
     import time
 
-    exe = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
-    if exe is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
-        need("OpenSSH (Debian: openssh-server, openssh-client; .ci/run installs them)")
+    exe = need_tool("sshd", "Debian: apt install openssh-server")
+    need_tool("ssh", "Debian: apt install openssh-client")
+    need_tool("ssh-keygen", "Debian: apt install openssh-client")
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation folder
     d = tmp_path / "ssh"
@@ -196,7 +195,7 @@ def sshd(tmp_path):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.skip(f"sshd did not start here: {proc.stderr.read().strip()[-200:]}")
+            need(f"an sshd that starts here ({proc.stderr.read().strip()[-200:]})")
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             break

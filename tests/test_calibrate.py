@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import needs_data
 
 from fer_pi.classify import Classifier, sharpen
 from fer_pi.modelfile import ModelError, metadata_path, shipped_models
@@ -17,11 +18,7 @@ from fer_tools.calibrate import cross_fit, fit_temperature, nll
 from fer_tools.data import default_data_dir, file_sha256, load_split
 from fer_tools.metrics import ece
 
-DATA = default_data_dir()
-needs_data = pytest.mark.skipif(
-    DATA is None or not (DATA / "PublicTest.npz").is_file(),
-    reason="FER2013 PublicTest not found (set FER_DATA or place it at ../shared/data/fer2013)",
-)
+DATA = default_data_dir()  # needs_data (conftest) makes a test need it
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -50,18 +50,12 @@ def test_many_faces_reuse_one_interpreter(model_path):
         assert abs(sum(a.probs) - 1) < 1e-3
 
 
-def test_shipped_accuracy_matches_its_metadata(model_path):
+def test_shipped_accuracy_matches_its_metadata(model_path, fer2013):
     """The device's own preprocessing reproduces the int8 accuracy the model card states."""
     from fer_pi.labels import LABELS
+    from fer_tools.data import load_split
 
-    try:
-        from fer_tools.data import default_data_dir, load_split
-    except ImportError:
-        pytest.skip("fer_tools not installed")
-    data = default_data_dir()
-    if data is None or not (data / "PublicTest.npz").is_file():
-        pytest.skip("FER2013 PublicTest not found (FER_DATA or ../shared/data/fer2013)")
-    split = load_split(data, "PublicTest")
+    split = load_split(fer2013, "PublicTest")
     clf = Classifier(model_path, threads=2)
     pred = np.array([clf.probabilities(x).argmax() for x in split.x])
     acc = float((pred == split.y).mean())

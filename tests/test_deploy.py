@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import need_tool, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "fer-pi.service"
 INSTALL = ROOT / "deploy" / "install.sh"
 pytestmark = pytest.mark.skipif(not UNIT.is_file(), reason="not a source checkout")
-needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                   reason="systemd-analyze not installed (Debian: systemd)")
+
+
+@pytest.fixture
+def systemd_analyze() -> str:
+    return need_tool("systemd-analyze", "Debian: apt install systemd")
+
+
+needs_analyze = pytest.mark.usefixtures("systemd_analyze")
 
 
 def _unit_copy(tmp_path: Path) -> Path:
@@ -89,8 +94,8 @@ def test_install_rejects_unknown_options():
     assert proc.returncode == 2 and "unknown option --frobnicate" in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 def test_shell_scripts_are_shellcheck_clean():
+    need_tool("shellcheck", "Debian: apt install shellcheck")
     scripts = [INSTALL, ROOT / ".ci" / "run"]
     proc = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout

@@ -92,9 +92,7 @@ def test_output_write_errors_do_not_stop_the_run(tmp_path, clips):
     import os
 
     if not os.path.exists("/dev/full"):
-        import pytest
-
-        pytest.skip("no /dev/full on this system")
+        need("/dev/full")
     out = tmp_path / "r.jsonl"
     out.symlink_to("/dev/full")
     health = tmp_path / "health.json"

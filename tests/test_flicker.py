@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_data
 
 from fer_pi.modelfile import resolve_model
 from fer_pi.smooth import SmoothSettings
@@ -18,11 +19,7 @@ from fer_tools.data import default_data_dir, file_sha256
 from fer_tools.flicker import changes, frames_to_follow, jittered_crops, measure, swap_partner
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = default_data_dir()
-needs_data = pytest.mark.skipif(
-    DATA is None or not (DATA / "PublicTest.npz").is_file(),
-    reason="FER2013 PublicTest not found (set FER_DATA or place it at ../shared/data/fer2013)",
-)
+DATA = default_data_dir()  # needs_data (conftest) makes a test need it
 
 
 def face() -> np.ndarray:

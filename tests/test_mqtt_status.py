@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,16 +17,19 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import run_cli, spawn
+from conftest import need_tool, run_cli, spawn
 
 from fer_pi.labels import LABELS
 from fer_pi.synth import Placement, astronaut_bgr, compose, write_clip
 
 paho = pytest.importorskip("paho.mqtt.client", reason="MQTT output needs paho-mqtt")
-MOSQUITTO = shutil.which("mosquitto") or next(
-    (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
-needs_broker = pytest.mark.skipif(MOSQUITTO is None, reason="no mosquitto binary (Debian: apt "
-                                  "install mosquitto; .ci/run installs it)")
+
+@pytest.fixture
+def mosquitto() -> str:
+    return need_tool("mosquitto", "Debian: apt install mosquitto")
+
+
+needs_broker = pytest.mark.usefixtures("mosquitto")
 DEVICE = "testroom"
 BASE = f"fer-test/{DEVICE}"
 
@@ -49,7 +51,8 @@ class Broker:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+        exe = need_tool("mosquitto", "Debian: apt install mosquitto")
+        self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -403,8 +406,8 @@ def _openssl(*args: str, cwd: Path) -> None:
 @pytest.fixture
 def tls_broker(tmp_path):
     """A broker that takes TLS only (a CA made here) and a user name with a password."""
-    if shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
-        pytest.skip("needs openssl and mosquitto_passwd")
+    need_tool("openssl", "Debian: apt install openssl")
+    need_tool("mosquitto_passwd", "Debian: apt install mosquitto")
     d = tmp_path
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
              "ca.pem", "-days", "2", "-subj", "/CN=fer-pi test CA", cwd=d)

@@ -18,13 +18,11 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="host tools need the train extra: pip install '.[train]'")
 
+from conftest import needs_data  # noqa: E402
+
 from fer_tools.data import default_data_dir  # noqa: E402
 
 DATA = default_data_dir()
-needs_data = pytest.mark.skipif(
-    DATA is None or not (DATA / "Training.npz").is_file(),
-    reason="FER2013 not found (set FER_DATA or place it at ../shared/data/fer2013)",
-)
 pytestmark = needs_data
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 

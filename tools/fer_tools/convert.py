@@ -19,7 +19,7 @@ import numpy as np
 
 from fer_pi.labels import LABELS
 from fer_pi.modelfile import METADATA_FORMAT
-from fer_tools.cliutil import main_wrapper
+from fer_tools.cliutil import main_wrapper, need_module
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.gitinfo import git_commit
 
@@ -185,6 +185,7 @@ def face_metadata(recipe: dict, train_x: np.ndarray) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    need_module("tensorflow", "converting a Keras model to TFLite")
     src = Path(args.model)
     train = load_split(args.data, "Training")
     val = load_split(args.data, "PublicTest")

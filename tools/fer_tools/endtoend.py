@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_pi.labels import LABELS, UNCERTAIN
-from fer_tools.cliutil import main_wrapper
+from fer_tools.cliutil import has_module, main_wrapper
 from fer_tools.metrics import report
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -384,18 +384,15 @@ def write_outputs(result: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"endtoend_{result['model']}_{result['set_name']}"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-    p = result["scores"][result["model"]].get("pictures") if result["model"] in result[
-        "scores"] else None
+    p = result["scores"].get(result["model"], {}).get("pictures")
     if p is None:
         return
-    try:
-        import matplotlib  # noqa: F401
-
-        from fer_tools.metrics import plot_confusion
-    except ImportError:
-        print("matplotlib not installed: no confusion PNG (pip install 'fer-pi[train]')",
+    if not has_module("matplotlib"):
+        print("no confusion PNG: matplotlib is not installed (pip install 'fer-pi[train]')",
               file=sys.stderr)
         return
+    from fer_tools.metrics import plot_confusion
+
     plot_confusion({"confusion": p["confusion"], "labels": list(LABELS)},
                    out / f"confusion_{stem}.png",
                    f"{result['model']} end to end on {result['set_name']}: "

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from fer_pi.labels import LABELS
-from fer_tools.cliutil import main_wrapper
+from fer_tools.cliutil import has_module, main_wrapper, need_module
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.metrics import ece, mcnemar, plot_confusion, report
 from fer_tools.predict import is_tflite
@@ -62,6 +62,9 @@ def evaluate(model_path: Path, split, flip: bool = False, threads: int = 2,
     else:
         from fer_tools.convert import ConvertError, load_model
 
+        need_module("keras", f"scoring a Keras model ({model_path.name}; a .tflite needs no "
+                    "TensorFlow)")
+
         try:
             model = load_model(model_path)
         except ConvertError as exc:
@@ -99,8 +102,14 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{path.stem}_{split.name}{'_flip' if args.flip_tta else ''}"
     (out / f"eval_{stem}.json").write_text(json.dumps(rep, indent=1) + "\n")
-    plot_confusion(rep, out / f"confusion_{stem}.png",
-                   f"{path.name} on {split.name} ({rep['n']} images): acc {rep['accuracy']:.3f}")
+    png = has_module("matplotlib")
+    if png:
+        plot_confusion(rep, out / f"confusion_{stem}.png",
+                       f"{path.name} on {split.name} ({rep['n']} images): acc "
+                       f"{rep['accuracy']:.3f}")
+    else:
+        print("no confusion PNG: matplotlib is not installed (pip install 'fer-pi[train]')",
+              file=sys.stderr)
     print(f"{path.name} on {split.name} ({rep['split_role']}, {rep['n']} images"
           f"{', flip TTA' if args.flip_tta else ''}): accuracy {rep['accuracy']:.4f} "
           f"(95 % interval {rep['accuracy_ci95'][0]:.4f}-{rep['accuracy_ci95'][1]:.4f}), "
@@ -117,7 +126,7 @@ def run(args) -> int:
               f"{pr['b_only']}: difference {100 * pr['difference']:+.2f} points, McNemar "
               f"p = {pr['p_value']:.3f}"
               + (" (not a difference this split can tell)" if pr["p_value"] >= 0.05 else ""))
-    print(f"wrote {out / f'eval_{stem}.json'} and confusion_{stem}.png")
+    print(f"wrote {out / f'eval_{stem}.json'}" + (f" and confusion_{stem}.png" if png else ""))
     return 0
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_tools.cliutil import main_wrapper
+from fer_tools.cliutil import main_wrapper, need_module
 from fer_tools.convert import float32_model
 from fer_tools.data import DataError, file_sha256, load_split, resolve_data_dir, stratified_subset
 from fer_tools.gitinfo import git_commit
@@ -481,6 +481,8 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    need_module("keras", "training")
+    need_module("tensorflow", "training")
     out = Path(args.out)
     cfg_path = out / "config.json"
     if args.retarget_epochs and not args.resume:

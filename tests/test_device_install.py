@@ -1,0 +1,57 @@
+"""The host tools in a device-only install (pip install ., as on a Pi: no TensorFlow, Keras
+or matplotlib). Each works where it can, and otherwise says in one line which extra to
+install. The missing packages are made unimportable in a real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import fer2013_dir
+
+from fer_pi.modelfile import models_dir
+
+BLOCK = ("import sys\n"
+         "for name in ('keras', 'tensorflow', 'matplotlib'):\n"
+         "    sys.modules[name] = None  # import fails, as where it is not installed\n")
+
+
+def tool(module: str, *args: str) -> subprocess.CompletedProcess:
+    code = BLOCK + f"from {module} import main\nsys.exit(main({list(args)!r}))\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+
+
+def one_error_line(proc: subprocess.CompletedProcess, prog: str) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith(f"{prog}: error:")]
+    return line
+
+
+def test_fer_train_says_which_extra(tmp_path):
+    line = one_error_line(tool("fer_tools.train", "--arch", "tiny", "--epochs", "1", "--out",
+                               str(tmp_path / "run")), "fer-train")
+    assert "pip install 'fer-pi[train]'" in line and "keras" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_fer_convert_says_which_extra_not_that_the_model_is_bad(tmp_path):
+    line = one_error_line(tool("fer_tools.convert", str(models_dir() / "fer_seed.keras"),
+                               "--out", str(tmp_path / "m.tflite")), "fer-convert")
+    assert "pip install 'fer-pi[train]'" in line and "not a readable" not in line
+
+
+def test_fer_eval_scores_a_tflite_model_without_matplotlib(tmp_path):
+    data = fer2013_dir()
+    model = models_dir() / "fer_seed_int8.tflite"
+    proc = tool("fer_tools.evaluate", str(model), "--limit", "140", "--out", str(tmp_path),
+                "--data", str(data))
+    assert proc.returncode == 0, proc.stderr
+    assert "no confusion PNG: matplotlib is not installed" in proc.stderr
+    assert (tmp_path / "eval_fer_seed_int8_PublicTest.json").is_file()
+    assert not list(Path(tmp_path).glob("*.png"))
+    line = one_error_line(tool("fer_tools.evaluate", str(models_dir() / "fer_seed.keras"),
+                               "--limit", "140", "--data", str(data)), "fer-eval")
+    assert "pip install 'fer-pi[train]'" in line
