@@ -128,19 +128,19 @@ def test_ready_after_first_frame_watchdog_while_flowing_none_when_stalled(
     msgs = []
     while source.left > 0 and time.monotonic() - start < 60:
         msgs += drain(notify_socket, 0.1)
-    stalled_at = time.monotonic()
+    assert source.left == 0, "the loop read every frame before the stall"
     msgs += drain(notify_socket, 0.2)  # one ping may be in flight at the stall
     after_stall = drain(notify_socket, 1.0)
     source.release.set()
     loop.join(5)
 
     assert msgs and "READY=1" in msgs[0][1], "READY comes first"
-    assert msgs[0][0] >= first_frame_done[0] - 0.01, "READY only after the first frame"
+    # nothing called notifier.ready() here (the app does, once set up): the first frame does
+    assert msgs[0][0] >= first_frame_done[0] - 0.01, "READY at the first frame"
     assert "STATUS=running:" in msgs[0][1] and "FPS" in msgs[0][1]
     pings = [t for t, m in msgs if "WATCHDOG=1" in m]
     assert len(pings) >= 3, "WATCHDOG while frames flow"
     assert not [m for _, m in after_stall if "WATCHDOG=1" in m], "no WATCHDOG once stalled"
-    assert stalled_at > start
 
 
 def test_fer_pi_process_notifies_systemd(notify_socket, clips):
@@ -264,8 +264,14 @@ def test_sigint_too(clips, tmp_path):
     assert "Traceback" not in proc.stderr.read()
 
 
-def test_check_config_accepts_health_settings(tmp_path):
+def test_check_config_accepts_health_settings_and_refuses_bad_ones(tmp_path):
     cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[health]\nstate_file = "{tmp_path / "h.json"}"\nmetrics_file = '
+                   f'"{tmp_path / "m.prom"}"\ninterval_s = 2.5\n')
+    proc = run_cli("--config", str(cfg), "--check-config")
+    assert proc.returncode == 0 and proc.stdout.startswith("config OK"), proc.stderr
+    printed = run_cli("--config", str(cfg), "--print-config").stdout
+    assert "interval_s = 2.5" in printed and str(tmp_path / "h.json") in printed
     cfg.write_text('[health]\nstate_file = "/tmp/x.json"\ninterval_s = 0.1\n')
     proc = run_cli("--config", str(cfg), "--check-config")
     assert proc.returncode == 2 and "health.interval_s = 0.1 is out of range" in proc.stderr

@@ -74,7 +74,17 @@ def test_many_faces_fit_the_small_screen(face):
     base = _result(face)
     faces = tuple(Face(FaceBox(10 * i, 10, 40, 40), base.faces[i % 2].prediction)
                   for i in range(12))
-    board.draw(surface, FrameResult(base.frame, faces), BoardStats())  # must not raise
+    board.draw(surface, FrameResult(base.frame, faces), BoardStats())
+    assert len(board.cards) == 12
+    # every face gets a line (compact cards) in its label's colour, inside the panel: count
+    # the runs of rows below the summary line that hold either label's colour
+    panel = frame_to_array(surface)[:, layout((800, 480)).panel.x:]
+    rows = np.zeros(panel.shape[0], bool)
+    for label in ("happy", "surprise"):
+        rows |= np.all(np.abs(panel.astype(int) - colour_for(label)) <= 8, axis=2).any(axis=1)
+    edges = np.flatnonzero(np.diff(rows.astype(int)) == 1)
+    assert len(edges) >= 12 + 1, len(edges)  # the summary's chips, then twelve lines
+    assert not rows[-2:].any(), "nothing runs off the bottom of the panel"
 
 
 def test_display_keys(face, monkeypatch):

@@ -29,13 +29,14 @@ def test_print_config_round_trips(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(proc.stdout)
     again = run_cli("--config", str(cfg), "--print-config")
-    assert again.stdout == proc.stdout
+    assert again.returncode == 0 and again.stdout == proc.stdout
 
 
 def test_command_line_overrides_the_file(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[model]\nthreads = 4\n[detect]\nmax_faces = 3\n")
     proc = run_cli("--config", str(cfg), "--threads", "1", "--print-config")
+    assert proc.returncode == 0, proc.stderr
     assert "threads = 1" in proc.stdout and "max_faces = 3" in proc.stdout
 
 

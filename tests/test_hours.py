@@ -158,7 +158,7 @@ def test_cli_refuses_bad_hours_before_anything_starts():
     from conftest import run_cli
 
     proc = run_cli("--camera", "0", "--hours", "9-17", "--headless")
-    assert proc.returncode != 0 and "source.hours" in proc.stderr
+    assert proc.returncode == 2 and "source.hours" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
 
 

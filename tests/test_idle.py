@@ -93,18 +93,10 @@ def test_idle_settings_are_checked_before_start(tmp_path):
         load_file(path)
 
 
-def test_health_says_when_the_loop_is_idle():
-    from fer_pi.health import HealthState, prometheus
-
-    state = HealthState()
-    state.idle = True
-    snap = state.snapshot()
-    assert snap["idle"] is True and "fer_pi_idle 1" in prometheus(snap)
-
-
 def test_a_real_camera_process_goes_idle_in_an_empty_room(tmp_path, stub_picamera2):
     """fer-pi --camera picam --idle-fps 2 with a stand-in camera that never shows a face:
-    health turns idle after source.idle_after_s, and the run ends cleanly."""
+    health (JSON and Prometheus) turns idle after source.idle_after_s, and the run ends
+    cleanly."""
     import json
     import signal
     import time
@@ -112,9 +104,10 @@ def test_a_real_camera_process_goes_idle_in_an_empty_room(tmp_path, stub_picamer
     from conftest import spawn
 
     cfg = tmp_path / "c.toml"
-    health = tmp_path / "h.json"
+    health, prom = tmp_path / "h.json", tmp_path / "m.prom"
     cfg.write_text(f'[source]\ncamera = "picam"\nidle_fps = 2\nidle_after_s = 1\n'
-                   f'[health]\nstate_file = "{health}"\ninterval_s = 0.5\n')
+                   f'[health]\nstate_file = "{health}"\nmetrics_file = "{prom}"\n'
+                   'interval_s = 0.5\n')
     proc = spawn("--config", str(cfg), "--headless", env={"PYTHONPATH": str(stub_picamera2)})
     try:
         deadline, snap = time.monotonic() + 60, {}
@@ -123,6 +116,10 @@ def test_a_real_camera_process_goes_idle_in_an_empty_room(tmp_path, stub_picamer
             if health.exists():
                 snap = json.loads(health.read_text())
         assert snap.get("idle") is True and snap["camera"]["state"] == "running"
+        deadline = time.monotonic() + 5  # the .prom file is written beside it
+        while time.monotonic() < deadline and "fer_pi_idle 1" not in prom.read_text():
+            time.sleep(0.2)
+        assert "fer_pi_idle 1" in prom.read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=20)

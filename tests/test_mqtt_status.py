@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import need_tool, run_cli, spawn
+from conftest import need, need_tool, run_cli, spawn
 
 from fer_pi.labels import LABELS
 from fer_pi.synth import Placement, astronaut_bgr, compose, write_clip
@@ -198,7 +198,9 @@ def test_discovery_events_and_state_match_the_headless_results(broker, collector
     for e in events:
         assert set(e["probs"]) == set(LABELS)
         assert abs(sum(e["probs"].values()) - 1) < 0.02
-        assert e["confidence"] == max(e["probs"].values()) or e["label"] == "uncertain"
+        # the shown label's own probability, as the board shows it (#24: was the leader's)
+        want = max(e["probs"].values()) if e["label"] == "uncertain" else e["probs"][e["label"]]
+        assert e["confidence"] == want, e
     # the room state: retained, with every label counted
     states = [json.loads(p) for p in collector.on(f"{BASE}/state")]
     assert states and set(states[-1]["room"]["counts"]) == set(LABELS) | {"uncertain"}
@@ -392,11 +394,36 @@ def test_missing_or_empty_secret_files_are_refused(tmp_path, section, key, conte
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_status_endpoint_binds_loopback_by_default(clips):
-    from fer_pi.config import Config
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses a socket listens on at ``port`` (the kernel's own table)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in open(table).read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.rsplit(":", 1)
+            if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                found.add(addr)
+    return found
 
-    assert Config().status.host == "127.0.0.1" and not Config().status.enabled
-    assert not Config().mqtt.enabled
+
+def test_status_endpoint_binds_loopback_by_default(clips):
+    """A real process with --status and no host set listens on 127.0.0.1 only."""
+    if not os.path.exists("/proc/net/tcp"):
+        need("Linux's /proc/net/tcp")
+    port = free_port()
+    proc = spawn("--video", str(clips["two"]), "--loop", "--headless", "--status",
+                 "--status-port", str(port))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not listening_addresses(port):
+            time.sleep(0.1)
+        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    assert proc.returncode == 0
 
 
 def _openssl(*args: str, cwd: Path) -> None:

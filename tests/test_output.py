@@ -176,4 +176,4 @@ def test_keep_without_strftime_fields_is_refused(tmp_path):
         ResultWriter(tmp_path / "r.jsonl", LABELS, keep=2)
     proc = run_cli("--demo", "--headless", "--output", str(tmp_path / "r.jsonl"),
                    "--output-keep", "2")
-    assert proc.returncode != 0 and "output.keep" in proc.stderr
+    assert proc.returncode == 2 and "output.keep" in proc.stderr

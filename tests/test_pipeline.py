@@ -11,8 +11,9 @@ from fer_pi.camera import VideoFile
 from fer_pi.classify import Classifier
 from fer_pi.config import DetectConfig
 from fer_pi.detect import HaarDetector
+from fer_pi.output import frame_record
 from fer_pi.pipeline import Pipeline, run
-from fer_pi.synth import Placement
+from fer_pi.synth import Placement, compose, write_clip
 
 
 def make_pipeline(model_path, **detect):
@@ -74,9 +75,16 @@ def test_face_near_the_border_is_cropped_safely(clips, model_path, reference_box
             assert abs(sum(f.prediction.probs) - 1.0) < 1e-3
 
 
-def test_max_faces_keeps_the_largest(clips, model_path):
-    results = replay(clips["two"], make_pipeline(model_path, max_faces=1))
+def test_max_faces_keeps_the_largest(tmp_path, face, model_path, reference_box):
+    big, small = Placement(0, 60, 380), Placement(360, 60, 280)
+    clip = write_clip(tmp_path / "big_small.avi",
+                      (compose([big, small], face=face) for _ in range(6)))
+    both = replay(clip, make_pipeline(model_path))
+    assert sum(len(r.faces) == 2 for r in both) >= 5, "both faces are there to choose from"
+    results = replay(clip, make_pipeline(model_path, max_faces=1))
     assert all(len(r.faces) == 1 for r in results)
+    want = expected_box(reference_box, big)
+    assert all(r.faces[0].box.iou(want) > 0.6 for r in results)
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
@@ -180,7 +188,8 @@ def test_a_wall_clock_step_bends_no_duration(clips):
         wall = wall0 + steady + (step_fwd if i >= 30 else 0) + (step_back if i >= 65 else 0)
         r = pipeline.process(dataclasses.replace(f, index=i, timestamp=wall, monotonic=steady))
         board.draw(surface, r, BoardStats())
-        assert r.frame.timestamp == wall  # the record keeps the wall clock
+        rec = frame_record(r)  # the record keeps the wall clock, and the steady one beside it
+        assert rec["timestamp"] == round(wall, 6) and rec["steady"] == round(steady, 3)
         for face in r.faces:  # held for no longer than the run has lasted
             assert 0 <= face.held_s <= steady + 1e-6
         if i == 59:

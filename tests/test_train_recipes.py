@@ -102,7 +102,7 @@ def test_weight_averaging_and_distillation_record_and_resume(tmp_path):
     # SWA and BN do not mix here: refused with the reason
     proc = tool("train", "--arch", "tiny_bn", "--epochs", "2", "--swa-start", "1", "--out",
                 str(tmp_path / "x"), *SMALL)
-    assert proc.returncode != 0 and "batch normalization" in proc.stderr
+    assert proc.returncode == 2 and "batch normalization" in proc.stderr
 
 
 @needs_data
@@ -150,7 +150,7 @@ def test_retarget_epochs_anneals_from_the_rate_now_to_zero(tmp_path):
                            "sgd", "--lr", "0.05")
     assert 2 <= done < 40
     refused = tool("train", "--resume", "--retarget-epochs", str(done), "--out", str(out))
-    assert refused.returncode != 0 and f"--retarget-epochs {done}" in refused.stderr
+    assert refused.returncode == 2 and f"--retarget-epochs {done}" in refused.stderr
     resumed = tool("train", "--resume", "--retarget-epochs", str(done + 2), "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     cfg = json.loads((out / "config.json").read_text())
@@ -169,5 +169,5 @@ def test_retarget_epochs_without_resume_is_refused(tmp_path):
     who meant to shorten a run must not start a fresh one over it."""
     out = tmp_path / "run"
     r = tool("train", "--retarget-epochs", "5", "--out", str(out), "--data", str(tmp_path))
-    assert r.returncode != 0 and "--resume" in r.stderr and "--retarget-epochs" in r.stderr
+    assert r.returncode == 2 and "--resume" in r.stderr and "--retarget-epochs" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
