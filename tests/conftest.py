@@ -17,10 +17,10 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 pytest.importorskip("skimage", reason="test clips are made from scikit-image's astronaut photo")
 
-from fer_pi.detect import HaarDetector, to_gray  # noqa: E402
-from fer_pi.modelfile import resolve_model  # noqa: E402
-from fer_pi.schema import FaceBox  # noqa: E402
-from fer_pi.synth import Placement, astronaut_bgr, compose, write_clip  # noqa: E402
+from fer_pi.devtools.synth import Placement, astronaut_bgr, compose, write_clip  # noqa: E402
+from fer_pi.vision.detect import HaarDetector, to_gray  # noqa: E402
+from fer_pi.vision.modelfile import resolve_model  # noqa: E402
+from fer_pi.vision.schema import FaceBox  # noqa: E402
 
 W, H = 640, 480
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
@@ -117,13 +117,13 @@ def clips(tmp_path_factory, face) -> dict[str, Path]:
 def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """fer-pi as a user runs it: a real process."""
     full_env = {**os.environ, "SDL_VIDEODRIVER": "dummy", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "fer_pi.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "fer_pi.app.cli", *args], capture_output=True,
                           text=True, timeout=timeout, env=full_env)
 
 
 def spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
     """fer-pi as a running process, for tests that watch it and then stop it."""
-    return subprocess.Popen([sys.executable, "-m", "fer_pi.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "fer_pi.app.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "SDL_VIDEODRIVER": "dummy", **(env or {})})
 

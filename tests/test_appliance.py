@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from fer_pi.camera import ResilientSource, SourceError, VideoFile
-from fer_pi.config import Config
-from fer_pi.health import HealthState, HealthWriter
-from fer_pi.notify import Notifier
-from fer_pi.pipeline import build, run
+from fer_pi.app.config import Config
+from fer_pi.outputs.health import HealthState, HealthWriter
+from fer_pi.outputs.notify import Notifier
+from fer_pi.sources import ResilientSource, SourceError, VideoFile
+from fer_pi.vision.pipeline import build, run
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_ready_after_first_frame_watchdog_while_flowing_none_when_stalled(
 
 
 def test_fer_pi_process_notifies_systemd(notify_socket, clips):
-    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--video", str(clips["moving"]),
+    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.app.cli", "--video", str(clips["moving"]),
                              "--headless", "--loop"], env={**os.environ,
                                                            "WATCHDOG_USEC": "1000000"},
                             stderr=subprocess.PIPE, text=True)
@@ -236,7 +236,7 @@ def test_prometheus_text_parses(tmp_path):
 def test_sigterm_stops_cleanly_with_results_intact(clips, tmp_path):
     out = tmp_path / "r.jsonl"
     health = tmp_path / "h.json"
-    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--video", str(clips["two"]),
+    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.app.cli", "--video", str(clips["two"]),
                              "--loop", "--headless", "--output", str(out), "--health-file",
                              str(health)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -255,7 +255,7 @@ def test_sigterm_stops_cleanly_with_results_intact(clips, tmp_path):
 
 
 def test_sigint_too(clips, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.cli", "--video", str(clips["two"]),
+    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.app.cli", "--video", str(clips["two"]),
                              "--loop", "--headless"], stderr=subprocess.PIPE, text=True)
     time.sleep(3)
     proc.send_signal(signal.SIGINT)

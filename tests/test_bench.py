@@ -18,7 +18,7 @@ def bench(*args: str, tmp_path=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
     if tmp_path is not None:
         env["XDG_CACHE_HOME"] = str(tmp_path)
-    return subprocess.run([sys.executable, "-m", "fer_pi.bench", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "fer_pi.devtools.bench", *args], capture_output=True,
                           text=True, timeout=300, env=env)
 
 
@@ -153,7 +153,7 @@ def test_bad_options(args, needle, tmp_path):
 
 def test_soak_report(tmp_path):
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "XDG_CACHE_HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "fer_pi.soak", "--minutes", "0.1",
+    proc = subprocess.run([sys.executable, "-m", "fer_pi.devtools.soak", "--minutes", "0.1",
                            "--sample-s", "1", "--json"], capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -243,7 +243,7 @@ def test_an_interrupted_sweep_resumes_with_the_runs_it_finished(tmp_path):
     args = ["--json", "--headless", "--frames", "150", "--warmup", "0", "--threads", "1,2",
             "--detect-every", "1,2", "--output", str(out)]
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "XDG_CACHE_HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.bench", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "fer_pi.devtools.bench", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None and (

@@ -6,10 +6,11 @@ import numpy as np
 import pygame
 import pytest
 
-from fer_pi.board import BACKGROUND, PANEL, TEXT, Board, BoardStats, colour_for, frame_to_array, layout
-from fer_pi.labels import LABELS
-from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
-from fer_pi.synth import Placement, compose
+from fer_pi.app.labels import LABELS
+from fer_pi.board.layout import BACKGROUND, PANEL, TEXT, colour_for, layout
+from fer_pi.board.paint import Board, BoardStats, frame_to_array
+from fer_pi.devtools.synth import Placement, compose
+from fer_pi.vision.schema import Face, FaceBox, Frame, FrameResult, Prediction
 
 
 def _result(face_img, n_faces=2):
@@ -89,8 +90,8 @@ def test_many_faces_fit_the_small_screen(face):
 
 def test_display_keys(face, monkeypatch):
     """Keys as pygame events: d toggles the overlay, m the mirror, q quits."""
-    from fer_pi.display import PygameDisplay
-    from fer_pi.pipeline import RunStats
+    from fer_pi.board.display import PygameDisplay
+    from fer_pi.vision.pipeline import RunStats
 
     d = PygameDisplay(LABELS, fullscreen=False, window_size=(800, 480))
     d.open()
@@ -221,8 +222,8 @@ def test_portrait_screen_puts_the_panel_below_the_picture(face):
 def test_rotate_turns_the_whole_board_clockwise(face, rotate, k):
     """The display draws the board upright on a canvas and turns it: the screen holds
     exactly the upright board turned by `rotate` degrees clockwise."""
-    from fer_pi.display import PygameDisplay
-    from fer_pi.pipeline import RunStats
+    from fer_pi.board.display import PygameDisplay
+    from fer_pi.vision.pipeline import RunStats
 
     screen = (800, 480)
     d = PygameDisplay(LABELS, fullscreen=False, window_size=screen, overlay=False, rotate=rotate)
@@ -280,7 +281,7 @@ def _drawn_text(board: Board, monkeypatch, result, stats, overlay: bool = True) 
 def test_label_names_are_the_words_the_board_shows(face, monkeypatch):
     """board.label_names: a museum's own words on tags, chips, cards and bars; nothing
     English is left for a renamed label, and the default font has the letters."""
-    from fer_pi.labels import parse_names
+    from fer_pi.app.labels import parse_names
 
     names = parse_names("happy=fröhlich, surprise=überrascht, angry=wütend, sad=traurig, "
                         "fear=ängstlich, disgust=angewidert, neutral=neutral")
@@ -296,7 +297,7 @@ def test_label_names_are_the_words_the_board_shows(face, monkeypatch):
 @pytest.mark.parametrize("bad, needle", [("happy", "not label=word"), ("joy=froh", "unknown"),
                                          ("happy=", "not label=word")])
 def test_bad_label_names_are_refused_naming_the_key(bad, needle):
-    from fer_pi.config import ConfigError, from_dict
+    from fer_pi.app.config import ConfigError, from_dict
 
     with pytest.raises(ConfigError, match=f"board.label_names: .*{needle}"):
         from_dict({"board": {"label_names": bad}})
@@ -312,7 +313,7 @@ def test_the_board_says_its_other_words_in_the_room_language(face, monkeypatch):
     camera banners in the room's language; no English phrase is left."""
     import dataclasses
 
-    from fer_pi.words import parse_words
+    from fer_pi.app.words import parse_words
 
     pygame.display.init()
     board = Board(LABELS, words=parse_words(GERMAN))
@@ -340,7 +341,7 @@ def test_the_board_says_its_other_words_in_the_room_language(face, monkeypatch):
     ("days=Mo Di Mi Do Fr Sa", "seven names"),
 ])
 def test_bad_words_are_refused_naming_the_key(bad, needle):
-    from fer_pi.config import ConfigError, from_dict
+    from fer_pi.app.config import ConfigError, from_dict
 
     with pytest.raises(ConfigError, match=f"board.words: .*{needle}"):
         from_dict({"board": {"words": bad}})

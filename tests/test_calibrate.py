@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import needs_data
 
-from fer_pi.classify import Classifier, sharpen
-from fer_pi.modelfile import ModelError, metadata_path, shipped_models
+from fer_pi.vision.classify import Classifier, sharpen
+from fer_pi.vision.modelfile import ModelError, metadata_path, shipped_models
 from fer_tools.calibrate import cross_fit, fit_temperature, nll
 from fer_tools.data import default_data_dir, file_sha256, load_split
 from fer_tools.metrics import ece

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fer_pi.classify import Classifier
-from fer_pi.modelfile import metadata_path, shipped_models
+from fer_pi.vision.classify import Classifier
+from fer_pi.vision.modelfile import metadata_path, shipped_models
 
 
 def test_every_shipped_model_carries_its_metadata():
@@ -52,7 +52,7 @@ def test_many_faces_reuse_one_interpreter(model_path):
 
 def test_shipped_accuracy_matches_its_metadata(model_path, fer2013):
     """The device's own preprocessing reproduces the int8 accuracy the model card states."""
-    from fer_pi.labels import LABELS
+    from fer_pi.app.labels import LABELS
     from fer_tools.data import load_split
 
     split = load_split(fer2013, "PublicTest")

@@ -11,7 +11,7 @@ from conftest import run_cli
 def test_help_documents_every_setting():
     from dataclasses import fields
 
-    from fer_pi.config import SECTIONS
+    from fer_pi.app.config import SECTIONS
 
     proc = run_cli("--help")
     assert proc.returncode == 0
@@ -148,7 +148,7 @@ def test_demo_runs_headless_without_a_display(tmp_path):
 
 
 def test_list_models_names_every_shipped_model_and_the_default():
-    from fer_pi.modelfile import DEFAULT_MODEL, shipped_models
+    from fer_pi.vision.modelfile import DEFAULT_MODEL, shipped_models
 
     proc = run_cli("--list-models")
     assert proc.returncode == 0
@@ -164,7 +164,7 @@ def test_camera_rotate_turns_an_upside_down_clip_back(tmp_path, face):
     import cv2
     from conftest import TWO_FACES
 
-    from fer_pi.synth import compose, write_clip
+    from fer_pi.devtools.synth import compose, write_clip
 
     clip = write_clip(tmp_path / "upside_down.avi",
                       (cv2.rotate(compose(TWO_FACES, face=face), cv2.ROTATE_180) for _ in range(5)))

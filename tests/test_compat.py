@@ -22,8 +22,8 @@ def test_the_stack_is_bookworms():
 
     import numpy as np
 
-    from fer_pi.classify import Classifier
-    from fer_pi.modelfile import resolve_model
+    from fer_pi.vision.classify import Classifier
+    from fer_pi.vision.modelfile import resolve_model
 
     assert np.__version__.startswith("1.24")
     assert importlib.util.find_spec("ai_edge_litert") is None
@@ -41,7 +41,7 @@ def test_same_labels_as_ai_edge_litert(tmp_path):
     if not clip or not ref:
         pytest.skip("no reference run given (FER_REFERENCE_CLIP, FER_REFERENCE_JSONL)")
     out = tmp_path / "tflite_runtime.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "fer_pi.cli", "--video", clip, "--headless",
+    proc = subprocess.run([sys.executable, "-m", "fer_pi.app.cli", "--video", clip, "--headless",
                            "--output", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     a = [json.loads(x) for x in Path(ref).read_text().splitlines()]

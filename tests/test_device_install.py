@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import fer2013_dir
 
-from fer_pi.modelfile import models_dir
+from fer_pi.vision.modelfile import models_dir
 
 BLOCK = ("import sys\n"
          "for name in ('keras', 'tensorflow', 'matplotlib'):\n"

@@ -6,12 +6,12 @@ import re
 
 import numpy as np
 
-from fer_pi.config import MqttConfig
-from fer_pi.events import EventStream, room_summary
-from fer_pi.health import HealthState
-from fer_pi.labels import LABELS
-from fer_pi.mqtt import discovery_messages, topics
-from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
+from fer_pi.app.config import MqttConfig
+from fer_pi.app.labels import LABELS
+from fer_pi.outputs.events import EventStream, room_summary
+from fer_pi.outputs.health import HealthState
+from fer_pi.outputs.mqtt import discovery_messages, topics
+from fer_pi.vision.schema import Face, FaceBox, Frame, FrameResult, Prediction
 
 
 def _face(tid: int | None, shown: str | None, top: int = 3) -> Face:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import need, run_cli
 
-from fer_pi.labels import LABELS
-from fer_pi.synth import Placement, compose, write_clip
+from fer_pi.app.labels import LABELS
+from fer_pi.devtools.synth import Placement, compose, write_clip
 
 
 def _clip(path, face, n=30):
@@ -76,7 +76,7 @@ def test_odd_frames_do_not_break_the_pipeline(tmp_path, face):
 
 
 def test_many_faces_respect_max_faces(tmp_path, face):
-    from fer_pi.synth import astronaut_face_bgr, grid_placements
+    from fer_pi.devtools.synth import astronaut_face_bgr, grid_placements
 
     tile = astronaut_face_bgr()
     clip = write_clip(tmp_path / "six.avi",
@@ -130,8 +130,8 @@ def test_a_full_disk_loses_whole_records_only(small_fs):
     written later from a buffer), counted once each, and writing resumes when space is freed."""
     import os
 
-    from fer_pi.output import ResultWriter
-    from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
+    from fer_pi.outputs.results import ResultWriter
+    from fer_pi.vision.schema import Face, FaceBox, Frame, FrameResult, Prediction
 
     pred = Prediction((0.1, 0.2, 0.1, 0.3, 0.1, 0.1, 0.1), LABELS)
     faces = tuple(Face(FaceBox(i, i, 50, 50), pred, i) for i in range(6))  # about 1 KB a record
@@ -199,9 +199,9 @@ def test_the_board_opens_when_the_screen_appears(monkeypatch):
     import pygame
     from conftest import FakeClock
 
-    from fer_pi.display import PygameDisplay
-    from fer_pi.labels import LABELS
-    from fer_pi.pipeline import RunStats
+    from fer_pi.app.labels import LABELS
+    from fer_pi.board.display import PygameDisplay
+    from fer_pi.vision.pipeline import RunStats
 
     pygame.display.quit()  # as at boot: no video subsystem yet (other tests leave one open)
     monkeypatch.setenv("SDL_VIDEODRIVER", "nosuchdriver")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import needs_data
 
-from fer_pi.modelfile import resolve_model
-from fer_pi.smooth import SmoothSettings
+from fer_pi.vision.modelfile import resolve_model
+from fer_pi.vision.smooth import SmoothSettings
 from fer_tools.data import default_data_dir, file_sha256
 from fer_tools.flicker import changes, frames_to_follow, jittered_crops, measure, swap_partner
 

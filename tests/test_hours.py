@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import ClockEvent, FakeClock
 
-from fer_pi.camera import ResilientSource
-from fer_pi.config import ConfigError, from_dict
-from fer_pi.hours import Hours
-from fer_pi.schema import Frame
+from fer_pi.app.config import ConfigError, from_dict
+from fer_pi.sources import ResilientSource
+from fer_pi.sources.hours import Hours
+from fer_pi.vision.schema import Frame
 
 
 class Camera:
@@ -85,7 +85,7 @@ def test_hours_on_some_days(text, inside, outside):
 
 
 def test_closed_for_the_weekend_says_the_day():
-    from fer_pi.hours import when
+    from fer_pi.sources.hours import when
 
     hours = Hours.parse("Mon-Fri 08:00-18:00")
     friday_evening = datetime(2026, 11, 27, 18, 0)
@@ -94,7 +94,7 @@ def test_closed_for_the_weekend_says_the_day():
     thursday_evening = datetime(2026, 11, 26, 18, 0)
     assert when(hours.next_open(thursday_evening), thursday_evening) == "08:00"
     # in the room's language (board.words days)
-    from fer_pi.words import parse_words
+    from fer_pi.app.words import parse_words
 
     days = tuple(parse_words("days=Mo Di Mi Do Fr Sa So")["days"].split())
     assert when(opens, friday_evening, days) == "Mo 08:00"
@@ -211,7 +211,7 @@ class FakeRun:
 
 
 def test_the_screen_sleeps_while_closed_and_wakes_when_the_hours_begin(caplog):
-    from fer_pi.tvpower import CecScreen
+    from fer_pi.board.tvpower import CecScreen
 
     run = FakeRun()
     tv = CecScreen("/dev/cec0", run=run)
@@ -229,11 +229,11 @@ def test_the_screen_sleeps_while_closed_and_wakes_when_the_hours_begin(caplog):
 def test_a_tv_that_ignores_cec_is_asked_once_and_never_stops_the_board(caplog):
     import logging
 
-    from fer_pi.tvpower import CecScreen
+    from fer_pi.board.tvpower import CecScreen
 
     run = FakeRun(returncode=1)
     tv = CecScreen("/dev/cec0", run=run)
-    with caplog.at_level(logging.WARNING, logger="fer_pi.tvpower"):
+    with caplog.at_level(logging.WARNING, logger="fer_pi.board.tvpower"):
         for _ in range(5):
             tv.follow("closed")
         tv.settle()
@@ -250,7 +250,7 @@ def test_a_cec_bus_that_hangs_never_stalls_the_loop(tmp_path):
     import subprocess
     import time
 
-    from fer_pi.tvpower import CecScreen
+    from fer_pi.board.tvpower import CecScreen
 
     stub = tmp_path / "cec-ctl"
     stub.write_text("#!/bin/sh\nsleep 20\n")
@@ -268,7 +268,7 @@ def test_a_cec_bus_that_hangs_never_stalls_the_loop(tmp_path):
 
 
 def test_cec_settings_are_checked_before_start(tmp_path, monkeypatch):
-    from fer_pi.config import ConfigError, from_dict
+    from fer_pi.app.config import ConfigError, from_dict
 
     dev = tmp_path / "cec0"
     dev.touch()

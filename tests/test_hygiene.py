@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_device_package_never_imports_tensorflow():
     """The Pi has no TensorFlow: the whole device side must import and build without it."""
     code = (
-        "import sys, fer_pi.cli, fer_pi.pipeline, fer_pi.board, fer_pi.display, fer_pi.camera, "
-        "fer_pi.classify, fer_pi.config, fer_pi.output, fer_pi.synth\n"
-        "from fer_pi.classify import Classifier\nfrom fer_pi.modelfile import resolve_model\n"
+        "import sys, fer_pi.app.cli, fer_pi.vision.pipeline, fer_pi.board.paint, fer_pi.board.display, "
+        "fer_pi.sources, "
+        "fer_pi.vision.classify, fer_pi.app.config, fer_pi.outputs.results, fer_pi.devtools.synth\n"
+        "from fer_pi.vision.classify import Classifier\nfrom fer_pi.vision.modelfile import resolve_model\n"
         "Classifier(resolve_model('default'))\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'picamera2'))\n"
         "print(bad)\nsys.exit(1 if bad else 0)\n"
@@ -35,7 +36,7 @@ def test_ruff_clean():
 
 
 def test_readme_settings_table_matches_the_code():
-    from fer_pi.config import markdown_table
+    from fer_pi.app.config import markdown_table
 
     readme = ROOT / "README.md"
     if not readme.is_file():
@@ -47,7 +48,7 @@ def test_readme_settings_table_matches_the_code():
 
 
 def test_model_card_is_generated_from_the_files_beside_the_models():
-    from fer_pi.modelfile import models_dir
+    from fer_pi.vision.modelfile import models_dir
     from fer_tools.card import render
 
     models = models_dir()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from conftest import ClockEvent, FakeClock
 
-from fer_pi.config import Config, ConfigError, load_file
-from fer_pi.idle import IdlePacer, paced
-from fer_pi.pipeline import build, run
-from fer_pi.schema import Frame
-from fer_pi.synth import Placement, background, compose
+from fer_pi.app.config import Config, ConfigError, load_file
+from fer_pi.devtools.synth import Placement, background, compose
+from fer_pi.sources.idle import IdlePacer, paced
+from fer_pi.vision.pipeline import build, run
+from fer_pi.vision.schema import Frame
 
 CAMERA_PERIOD = 1 / 30
 
@@ -48,7 +48,7 @@ def test_an_empty_room_is_paced_and_a_face_brings_full_rate_back(face, caplog):
     clock = FakeClock(1000.0)
     pacer = IdlePacer(fps=5, after_s=1.0, clock=clock)
     seen: list[tuple[float, int]] = []
-    with caplog.at_level(logging.INFO, logger="fer_pi.idle"):
+    with caplog.at_level(logging.INFO, logger="fer_pi.sources.idle"):
         run(ScriptedCamera(script, clock), build(Config()), stop=ClockEvent(clock),
             after=[lambda r, _s: seen.append((r.frame.steady_t, len(r.faces)))],
             pace=pacer.wait_s)
@@ -154,7 +154,7 @@ def test_esc_quits_during_a_long_idle_wait():
 
     import pygame
 
-    from fer_pi.display import PygameDisplay
+    from fer_pi.board.display import PygameDisplay
 
     display = PygameDisplay(("a",) * 7, fullscreen=False, window_size=(320, 240))
     display.open()

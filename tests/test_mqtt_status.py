@@ -19,8 +19,8 @@ import cv2
 import pytest
 from conftest import need, need_tool, run_cli, spawn
 
-from fer_pi.labels import LABELS
-from fer_pi.synth import Placement, astronaut_bgr, compose, write_clip
+from fer_pi.app.labels import LABELS
+from fer_pi.devtools.synth import Placement, astronaut_bgr, compose, write_clip
 
 paho = pytest.importorskip("paho.mqtt.client", reason="MQTT output needs paho-mqtt")
 
@@ -127,7 +127,7 @@ def collector(broker):
 def change_clip(tmp_path_factory) -> Path:
     """One face for 120 frames; in frames 40-79 its mouth is blurred away, which the
     shipped model reads as another expression than the smile around it."""
-    from fer_pi.detect import HaarDetector, to_gray
+    from fer_pi.vision.detect import HaarDetector, to_gray
 
     face = astronaut_bgr()
     b = HaarDetector(detect_width=0).detect(to_gray(face))[0]
@@ -219,10 +219,10 @@ def test_faces_go_when_the_camera_is_lost(broker, collector, tmp_path):
     faces, so each tracked one is sent ``gone`` once, and ``new`` when seen again."""
     import numpy as np
 
-    from fer_pi.config import load_file
-    from fer_pi.health import HealthState, prometheus
-    from fer_pi.mqtt import MqttPublisher
-    from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
+    from fer_pi.app.config import load_file
+    from fer_pi.outputs.health import HealthState, prometheus
+    from fer_pi.outputs.mqtt import MqttPublisher
+    from fer_pi.vision.schema import Face, FaceBox, Frame, FrameResult, Prediction
 
     probs = tuple(0.7 if i == 3 else 0.05 for i in range(7))
     face = Face(FaceBox(10, 10, 50, 50), Prediction(probs, LABELS), 4, probs, "happy", 0.0)
@@ -475,15 +475,15 @@ def test_tls_and_password(tls_broker, clips, tmp_path):
 
 
 def test_status_port_in_use_is_logged_and_retried(caplog):
-    from fer_pi.health import HealthState
-    from fer_pi.status import StatusServer
+    from fer_pi.outputs.health import HealthState
+    from fer_pi.outputs.status import StatusServer
 
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     port = blocker.getsockname()[1]
     server = StatusServer("127.0.0.1", port, HealthState(model="m"), retry_max_s=0.2)
-    with caplog.at_level("ERROR", logger="fer_pi.status"):
+    with caplog.at_level("ERROR", logger="fer_pi.outputs.status"):
         server.start()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and "cannot listen" not in caplog.text:

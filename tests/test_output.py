@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import FakeClock, run_cli
 
-from fer_pi.output import OutputError, ResultWriter
-from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
+from fer_pi.outputs.results import OutputError, ResultWriter
+from fer_pi.vision.schema import Face, FaceBox, Frame, FrameResult, Prediction
 
 LABELS = ("a", "b")
 
@@ -120,7 +120,7 @@ def test_cli_daily_file_at_an_interval(clips, tmp_path):
 
 
 def test_health_says_whether_the_record_is_kept(tmp_path):
-    from fer_pi.health import HealthState, prometheus
+    from fer_pi.outputs.health import HealthState, prometheus
 
     clock = FakeClock(1_000_000.0)
     w = ResultWriter(tmp_path / "%S" / "r.jsonl", LABELS, clock=clock)

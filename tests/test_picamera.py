@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_pi.camera import PiCamera, SourceError, make_source
-from fer_pi.config import Config, ConfigError
-from fer_pi.detect import HaarDetector, to_gray
-from fer_pi.pipeline import build
-from fer_pi.synth import Placement, compose
+from fer_pi.app.config import Config, ConfigError
+from fer_pi.devtools.synth import Placement, compose
+from fer_pi.sources import PiCamera, SourceError, make_source
+from fer_pi.vision.detect import HaarDetector, to_gray
+from fer_pi.vision.pipeline import build
 
 
 class FakePicamera2:
@@ -138,8 +138,8 @@ def test_a_camera_that_fails_to_start_is_let_go(fake_picamera2):
 
 def test_a_usb_camera_that_fails_to_open_is_released(monkeypatch):
     """cv2.VideoCapture objects that did not open are released, not left to the collector."""
-    import fer_pi.camera as camera_mod
-    from fer_pi.camera import OpenCVCamera
+    import fer_pi.sources.usb as camera_mod
+    from fer_pi.sources import OpenCVCamera
 
     made = []
 
@@ -155,7 +155,7 @@ def test_a_usb_camera_that_fails_to_open_is_released(monkeypatch):
             self.released = True
 
     monkeypatch.setattr(camera_mod.cv2, "VideoCapture", DeadCapture)
-    monkeypatch.setattr("fer_pi.camera_list.not_a_camera", lambda index: "")
+    monkeypatch.setattr("fer_pi.sources.camera_list.not_a_camera", lambda index: "")
     with pytest.raises(SourceError, match="cannot open camera 7"):
         OpenCVCamera(7).open()
     assert made and all(c.released for c in made)
@@ -168,12 +168,12 @@ def test_picamera2_missing_says_how_to_install(monkeypatch):
 
 
 def test_bench_sizes_the_lores_stream_from_the_config(fake_picamera2, tmp_path):
-    from fer_pi import bench
+    from fer_pi.devtools import bench
 
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text("[detect]\ndetect_width = 320\n")
     args = bench.parse_args(["--camera", "picam", "--config", str(cfg_file)])
-    from fer_pi.config import load_file
+    from fer_pi.app.config import load_file
 
     src = bench._open_source(args, load_file(cfg_file))
     assert src.lores_size == (320, 240)
@@ -232,7 +232,7 @@ PI4_WITH_WEBCAMS = {  # what a Pi 4 with a Pi camera and two USB webcams shows i
 
 def test_list_cameras_names_the_flag_for_each_real_camera(fake_picamera2, tmp_path,
                                                           monkeypatch):
-    from fer_pi.camera_list import describe, v4l2_cameras
+    from fer_pi.sources.camera_list import describe, v4l2_cameras
 
     monkeypatch.setattr(fake_picamera2, "global_camera_info", staticmethod(
         lambda: [{"Model": "imx708", "Id": "/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a"},
@@ -248,7 +248,7 @@ def test_list_cameras_names_the_flag_for_each_real_camera(fake_picamera2, tmp_pa
 
 
 def test_picam1_opens_the_second_pi_camera(fake_picamera2):
-    from fer_pi.config import from_dict
+    from fer_pi.app.config import from_dict
 
     cam = make_source("picam1", width=640, height=480, detect_width=480)
     assert isinstance(cam, PiCamera) and cam.name == "picam1"
@@ -261,7 +261,7 @@ def test_picam1_opens_the_second_pi_camera(fake_picamera2):
 
 
 def test_list_cameras_says_when_there_is_none(monkeypatch, tmp_path):
-    from fer_pi.camera_list import describe
+    from fer_pi.sources.camera_list import describe
 
     monkeypatch.setitem(sys.modules, "picamera2", None)  # not installed
     lines, found = describe(_sysfs(tmp_path / "v4l", {10: ("bcm2835-codec-decode", 0)}))
@@ -278,8 +278,8 @@ def test_list_cameras_exit_code_follows_what_it_found():
 
 
 def test_bench_turns_the_camera_as_the_config_says(fake_picamera2, face, tmp_path):
-    from fer_pi import bench
-    from fer_pi.config import load_file
+    from fer_pi.devtools import bench
+    from fer_pi.app.config import load_file
 
     fake_picamera2.frames = [cv2.rotate(compose([Placement(120, 40, 400)], face=face),
                                         cv2.ROTATE_180)]
@@ -295,8 +295,8 @@ def test_bench_turns_the_camera_as_the_config_says(fake_picamera2, face, tmp_pat
 def test_camera_0_on_a_pi_camera_s_receiver_says_use_picam(tmp_path, monkeypatch):
     """On a Pi with only a Pi camera, /dev/video0 is the CSI receiver: OpenCV may open it
     but never reads a picture, so --camera 0 would wait forever for a 'lost' camera."""
-    from fer_pi import camera_list
-    from fer_pi.camera import OpenCVCamera
+    from fer_pi.sources import camera_list
+    from fer_pi.sources import OpenCVCamera
 
     sysfs = _sysfs(tmp_path / "v4l", {0: ("unicam-image", 0), 1: ("unicam-embedded", 0)})
     monkeypatch.setattr(camera_list, "SYSFS", sysfs)

@@ -7,13 +7,13 @@ import json
 import pytest
 from conftest import HALF_OUT, TWO_FACES, expected_box, moving_placements, run_cli
 
-from fer_pi.camera import VideoFile
-from fer_pi.classify import Classifier
-from fer_pi.config import DetectConfig
-from fer_pi.detect import HaarDetector
-from fer_pi.output import frame_record
-from fer_pi.pipeline import Pipeline, run
-from fer_pi.synth import Placement, compose, write_clip
+from fer_pi.app.config import DetectConfig
+from fer_pi.devtools.synth import Placement, compose, write_clip
+from fer_pi.outputs.results import frame_record
+from fer_pi.sources import VideoFile
+from fer_pi.vision.classify import Classifier
+from fer_pi.vision.detect import HaarDetector
+from fer_pi.vision.pipeline import Pipeline, run
 
 
 def make_pipeline(model_path, **detect):
@@ -125,7 +125,7 @@ def test_headless_output_schema_and_determinism(clips, tmp_path, suffix):
 def test_images_folder_source(tmp_path, face, model_path):
     import cv2
 
-    from fer_pi.synth import Placement, compose
+    from fer_pi.devtools.synth import Placement, compose
 
     cv2.imwrite(str(tmp_path / "a.png"), compose([Placement(100, 40, 400)], face=face))
     (tmp_path / "b.jpg").write_bytes(b"not a jpeg")  # skipped and counted
@@ -139,8 +139,8 @@ def test_images_folder_source(tmp_path, face, model_path):
 
 
 def test_max_size_drops_faces_larger_than_the_limit(face, reference_box):
-    from fer_pi.detect import HaarDetector, to_gray
-    from fer_pi.synth import compose
+    from fer_pi.devtools.synth import compose
+    from fer_pi.vision.detect import HaarDetector, to_gray
 
     # the photo at 400 px: its face is about 93 * 400 / 512 = 73 px
     gray = to_gray(compose([Placement(100, 40, 400)], face=face))
@@ -151,7 +151,7 @@ def test_max_size_drops_faces_larger_than_the_limit(face, reference_box):
 
 
 def test_max_size_below_min_size_is_refused():
-    from fer_pi.config import ConfigError, from_dict
+    from fer_pi.app.config import ConfigError, from_dict
 
     with pytest.raises(ConfigError, match="detect.max_size = 40 is below detect.min_size"):
         from_dict({"detect": {"max_size": 40}})
@@ -164,10 +164,10 @@ def test_a_wall_clock_step_bends_no_duration(clips):
 
     import pygame
 
-    from fer_pi.board import Board, BoardStats
-    from fer_pi.config import from_dict
-    from fer_pi.labels import LABELS
-    from fer_pi.pipeline import build
+    from fer_pi.app.config import from_dict
+    from fer_pi.app.labels import LABELS
+    from fer_pi.board.paint import Board, BoardStats
+    from fer_pi.vision.pipeline import build
 
     def frames(path):
         src = VideoFile(path)

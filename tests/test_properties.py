@@ -6,10 +6,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fer_pi.config import SECTIONS, ConfigError, from_dict
-from fer_pi.detect import to_gray
-from fer_pi.preprocess import crop_face
-from fer_pi.schema import FaceBox
+from fer_pi.app.config import SECTIONS, ConfigError, from_dict
+from fer_pi.vision.detect import to_gray
+from fer_pi.vision.prepare import crop_face
+from fer_pi.vision.schema import FaceBox
 
 
 @settings(max_examples=200, deadline=None)

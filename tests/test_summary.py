@@ -11,11 +11,11 @@ import time
 import pytest
 from conftest import run_cli
 
-from fer_pi.summary import FaceRow, FrameRow, main, read_frames, summarize
+from fer_pi.outputs.summary import FaceRow, FrameRow, main, read_frames, summarize
 
 
 def summary_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fer_pi.summary", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "fer_pi.outputs.summary", *args], capture_output=True,
                           text=True, timeout=60)
 
 
@@ -197,9 +197,9 @@ def test_a_clock_step_inside_a_visit_does_not_stretch_it(tmp_path, suffix):
     what its wall-clock timestamps say."""
     import numpy as np
 
-    from fer_pi.labels import LABELS
-    from fer_pi.output import ResultWriter
-    from fer_pi.schema import Face, FaceBox, Frame, FrameResult, Prediction
+    from fer_pi.app.labels import LABELS
+    from fer_pi.outputs.results import ResultWriter
+    from fer_pi.vision.schema import Face, FaceBox, Frame, FrameResult, Prediction
 
     path = tmp_path / f"r.{suffix}"
     writer = ResultWriter(path, LABELS)

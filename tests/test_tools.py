@@ -108,7 +108,7 @@ def test_convert_and_eval_end_to_end(smoke_run, tmp_path):
     assert len(meta["source_model"]["sha256"]) == 64
     assert set(meta["training"]["data_sha256"]) == {"Training", "PublicTest"}
     # the int8 model really is int8 inside: weights of its conv layers are int8 tensors
-    from fer_pi.classify import load_interpreter_class
+    from fer_pi.vision.classify import load_interpreter_class
 
     _, cls = load_interpreter_class()
     details = cls(model_path=str(out)).get_tensor_details()
@@ -168,7 +168,7 @@ def test_convert_bad_input(tmp_path, setup, needle):
 
 
 def test_eval_against_a_second_model_is_a_paired_comparison(tmp_path):
-    from fer_pi.modelfile import resolve_model
+    from fer_pi.vision.modelfile import resolve_model
 
     seed, vgg = resolve_model("seed"), resolve_model("vgg")
     ev = tool("evaluate", str(vgg), "--against", str(seed), "--data", str(DATA), "--out",
@@ -188,7 +188,7 @@ def test_ship_puts_a_run_into_a_models_folder_with_everything_the_card_needs(smo
                                                                              tmp_path):
     """ship: convert, calibrate, copy, evaluate four ways, write the card; the device then
     loads the model with the temperature the metadata carries."""
-    from fer_pi.classify import Classifier
+    from fer_pi.vision.classify import Classifier
 
     models = tmp_path / "models"
     models.mkdir()

@@ -6,10 +6,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fer_pi.labels import LABELS
-from fer_pi.schema import FaceBox
-from fer_pi.smooth import UNCERTAIN, Smoother, SmoothSettings
-from fer_pi.track import Tracker, TrackerSettings
+from fer_pi.app.labels import LABELS
+from fer_pi.vision.schema import FaceBox
+from fer_pi.vision.smooth import UNCERTAIN, Smoother, SmoothSettings
+from fer_pi.vision.track import Tracker, TrackerSettings
 
 
 def test_crossing_faces_keep_their_ids():

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_pi.camera import VideoFile
-from fer_pi.config import from_dict
-from fer_pi.pipeline import build, run
-from fer_pi.synth import Placement, compose, write_clip
+from fer_pi.app.config import from_dict
+from fer_pi.devtools.synth import Placement, compose, write_clip
+from fer_pi.sources import VideoFile
+from fer_pi.vision.pipeline import build, run
 
 N, SIDE = 300, 300
 TOP_Y, BOTTOM_Y = -10, 180
@@ -84,10 +84,10 @@ def _changes(labels: list[str]) -> int:
 
 def _truth(face_img, mirror: bool) -> str:
     """What the model says of the clean, unoccluded face: the label the board should show."""
-    from fer_pi.classify import Classifier
-    from fer_pi.detect import HaarDetector, to_gray
-    from fer_pi.modelfile import resolve_model
-    from fer_pi.preprocess import crop_face
+    from fer_pi.vision.classify import Classifier
+    from fer_pi.vision.detect import HaarDetector, to_gray
+    from fer_pi.vision.modelfile import resolve_model
+    from fer_pi.vision.prepare import crop_face
 
     img = np.ascontiguousarray(face_img[:, ::-1]) if mirror else face_img
     frame = compose([Placement(170, 90, SIDE)], face=img)

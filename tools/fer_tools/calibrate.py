@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_pi.classify import sharpen
-from fer_pi.modelfile import metadata_path
+from fer_pi.vision.classify import sharpen
+from fer_pi.vision.modelfile import metadata_path
 from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.metrics import ece
@@ -88,7 +88,7 @@ def fit_mode(probs: np.ndarray, y: np.ndarray) -> dict:
 def calibrate(model: Path, split, threads: int = 2) -> dict:
     """The metadata's ``confidence`` section for ``model``, from its raw outputs
     (temperature 1) on each face and its mirror image: both modes from one pass each."""
-    from fer_pi.classify import Classifier
+    from fer_pi.vision.classify import Classifier
 
     clf = Classifier(model, threads=threads, flip_tta=False, temperature=1.0)
     plain = np.stack([clf.probabilities(img) for img in split.x]).astype(np.float64)

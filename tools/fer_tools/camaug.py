@@ -3,7 +3,7 @@
 FER2013's faces are 48x48, histogram-equalised and framed about as OpenCV's Haar box
 frames a face. On the device a face is a region of a camera frame: some size, some
 light, blur, sensor noise and JPEG, a Haar box that sits a little off and a little too
-big or small, and then the device's own crop (``fer_pi.preprocess.FacePrep``). This
+big or small, and then the device's own crop (``fer_pi.vision.prepare.FacePrep``). This
 module puts each training face through that: it renders the face into a frame at a
 random size, degrades it, draws a jittered detector box and cuts it with the same
 FacePrep the model's metadata will tell the device to use.
@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from fer_pi.preprocess import FacePrep
-from fer_pi.schema import FaceBox
+from fer_pi.vision.prepare import FacePrep
+from fer_pi.vision.schema import FaceBox
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def measure_framing(x: np.ndarray, n: int = 600, seed: int = 0,
     three times its size; the default cascade runs as the device runs it. Returns the
     median box side and centre offset in face sides, their spread, how many faces were
     found, and the FacePrep that cuts such a box back to the training framing."""
-    from fer_pi.detect import HaarDetector
+    from fer_pi.vision.detect import HaarDetector
 
     det = HaarDetector(min_size=48)
     rng = np.random.default_rng(seed)

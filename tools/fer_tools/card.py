@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from fer_pi.bench import infer_stats
+from fer_pi.devtools.bench import infer_stats
 from fer_tools.metrics import wilson
 
 INTRO = """# fer-pi model card
@@ -243,7 +243,7 @@ def shipped_names(models: Path) -> list[str]:
 
 
 def render(models: Path, names: list[str] | None = None) -> str:
-    from fer_pi.modelfile import DEFAULT_MODEL
+    from fer_pi.vision.modelfile import DEFAULT_MODEL
 
     names = names or shipped_names(models)
     bench = _load(models / "bench_infer.json")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_pi.labels import LABELS
-from fer_pi.modelfile import METADATA_FORMAT
+from fer_pi.app.labels import LABELS
+from fer_pi.vision.modelfile import METADATA_FORMAT
 from fer_tools.cliutil import main_wrapper, need_module
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.gitinfo import git_commit
@@ -155,7 +155,7 @@ def convert(model, calib: np.ndarray, io: str, scale: float, offset: float) -> b
 
 
 def _tensor_quant(path: Path) -> dict:
-    from fer_pi.classify import load_interpreter_class
+    from fer_pi.vision.classify import load_interpreter_class
 
     _, cls = load_interpreter_class()
     it = cls(model_path=str(path))
@@ -169,14 +169,14 @@ def _tensor_quant(path: Path) -> dict:
 
 
 def face_metadata(recipe: dict, train_x: np.ndarray) -> dict:
-    """How the device must cut a face for this model (fer_pi.preprocess.FacePrep): what the
+    """How the device must cut a face for this model (fer_pi.vision.prepare.FacePrep): what the
     trainer prepared its faces with (a camera-simulating run records it), else FER2013's
     own framing, measured here as the trainer measures it."""
     from fer_tools.camaug import measure_framing
 
     framing = recipe.get("face") or measure_framing(train_x, seed=int(recipe.get("seed", 0)))
     return {**framing["prep"],
-            "detector": "OpenCV Haar haarcascade_frontalface_default (fer_pi.detect)",
+            "detector": "OpenCV Haar haarcascade_frontalface_default (fer_pi.vision.detect)",
             "framing": {k: v for k, v in framing.items() if k != "prep"},
             "trained_on": "camera views (fer_tools.camaug)" if recipe.get("camera")
             else "FER2013 faces as they are (histogram-equalised, Haar-like framing)",
@@ -273,8 +273,8 @@ def run(args: argparse.Namespace) -> int:
         scored.with_suffix(".json").unlink(missing_ok=True)
         raise
     drop = (float_acc - int8_acc) * 100
-    from fer_pi.classify import load_interpreter_class
     from fer_pi.machine import versions
+    from fer_pi.vision.classify import load_interpreter_class
 
     runtime, _ = load_interpreter_class()  # the one predict_tflite scored with
     meta["accuracy"] = {ev.name: {"split_role": "validation", "images": len(ev),

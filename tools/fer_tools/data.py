@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_pi.labels import LABELS
+from fer_pi.app.labels import LABELS
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 _REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@
     fer-eval --end-to-end FOLDER  (a folder per label: FOLDER/happy/*.jpg, FOLDER/sad/*.mp4)
 
 Whole labelled pictures and clips go through the objects fer-pi itself builds from its
-settings (``fer_pi.pipeline.build``: Haar detector, tracker, the model's face crop,
+settings (``fer_pi.vision.pipeline.build``: Haar detector, tracker, the model's face crop,
 classifier, smoother), with every fer-pi setting available as on the device (--config,
 --detect-width, --margin ...). A picture is one frame: its largest face is scored (a
 picture with no face found counts as wrong). A clip runs through the device's own loop
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_pi.labels import LABELS, UNCERTAIN
+from fer_pi.app.labels import LABELS, UNCERTAIN
 from fer_tools.cliutil import has_module, main_wrapper
 from fer_tools.metrics import report
 
@@ -55,7 +55,7 @@ class Item:
 
 
 def _media(path: Path) -> bool:
-    from fer_pi.camera import IMAGE_SUFFIXES
+    from fer_pi.sources import IMAGE_SUFFIXES
 
     return path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
@@ -113,9 +113,9 @@ class DeviceScorer:
     """The device's own objects, built from fer-pi settings as fer-pi builds them."""
 
     def __init__(self, cfg):
-        from fer_pi.classify import Classifier
-        from fer_pi.modelfile import resolve_model
-        from fer_pi.pipeline import build, face_prep
+        from fer_pi.vision.classify import Classifier
+        from fer_pi.vision.modelfile import resolve_model
+        from fer_pi.vision.pipeline import build, face_prep
 
         self.cfg = cfg
         self.classifier = Classifier(resolve_model(cfg.model.path), threads=cfg.model.threads,
@@ -129,7 +129,7 @@ class DeviceScorer:
 
     def picture(self, image: np.ndarray, name: str) -> tuple[np.ndarray | None, int]:
         """The largest face's probabilities (None: no face), and how many faces were found."""
-        from fer_pi.schema import Frame
+        from fer_pi.vision.schema import Frame
 
         result = self.still.process(Frame(0, 0.0, image, name))
         face = largest(result.faces)
@@ -137,8 +137,8 @@ class DeviceScorer:
 
     def clip(self, path: Path) -> list[tuple[str, str] | None]:
         """Per frame, the largest face's (raw label, shown label), or None without a face."""
-        from fer_pi.camera import make_source
-        from fer_pi.pipeline import run
+        from fer_pi.sources import make_source
+        from fer_pi.vision.pipeline import run
 
         out: list[tuple[str, str] | None] = []
 
@@ -183,7 +183,7 @@ class FerPackageScorer:
         return self._largest(image)
 
     def clip(self, path: Path) -> list[tuple[str, str] | None]:
-        from fer_pi.camera import make_source
+        from fer_pi.sources import make_source
 
         source = make_source(video=str(path))
         source.open()
@@ -204,7 +204,7 @@ def largest(faces):
 
 def score(scorer, items: list[Item], quiet: bool = False) -> dict:
     """Every item through one scorer; unreadable files are skipped and counted."""
-    from fer_pi.camera import read_image
+    from fer_pi.sources import read_image
 
     pictures = [it for it in items if not it.is_clip]
     clips = [it for it in items if it.is_clip]
@@ -267,7 +267,7 @@ def _report_with_misses(yt: np.ndarray, yp: np.ndarray) -> dict:
 
 
 def _score_clips(scorer, clips: list[Item], quiet: bool) -> dict:
-    from fer_pi.camera import SourceError
+    from fer_pi.sources import SourceError
 
     rows, unreadable = [], 0
     for k, it in enumerate(clips, start=1):
@@ -307,7 +307,7 @@ def _score_clips(scorer, clips: list[Item], quiet: bool) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fer_pi import config as cfgmod
+    from fer_pi.app import config as cfgmod
 
     p = argparse.ArgumentParser(prog="fer-eval --end-to-end", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -328,9 +328,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def run(args) -> int:
-    from fer_pi import config as cfgmod
-    from fer_pi.cli import resolve_config
-    from fer_pi.modelfile import ModelError
+    from fer_pi.app import config as cfgmod
+    from fer_pi.app.cli import resolve_config
+    from fer_pi.vision.modelfile import ModelError
 
     try:
         cfg = resolve_config(args)

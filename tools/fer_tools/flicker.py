@@ -34,10 +34,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_pi.labels import LABELS, UNCERTAIN
-from fer_pi.preprocess import FacePrep
-from fer_pi.schema import FaceBox
-from fer_pi.smooth import Smoother, SmoothSettings
+from fer_pi.app.labels import LABELS, UNCERTAIN
+from fer_pi.vision.prepare import FacePrep
+from fer_pi.vision.schema import FaceBox
+from fer_pi.vision.smooth import Smoother, SmoothSettings
 from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 
@@ -210,8 +210,8 @@ def save_cache(path: Path, key: str, probs: np.ndarray) -> None:
 
 
 def run(args) -> int:
-    from fer_pi.classify import Classifier
-    from fer_pi.modelfile import ModelError, resolve_model
+    from fer_pi.vision.classify import Classifier
+    from fer_pi.vision.modelfile import ModelError, resolve_model
 
     if args.faces < 2 or args.frames < 2:
         raise FlickerError("--faces and --frames must be at least 2")

@@ -16,7 +16,7 @@ def is_tflite(path: Path) -> bool:
 
 
 def predict_tflite(path: Path, x: np.ndarray, threads: int = 2, flip: bool = False) -> np.ndarray:
-    from fer_pi.classify import Classifier
+    from fer_pi.vision.classify import Classifier
 
     clf = Classifier(Path(path), threads=threads, flip_tta=flip)
     return np.stack([clf.probabilities(img) for img in x])

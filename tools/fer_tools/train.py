@@ -250,7 +250,7 @@ def _datasets(recipe: Recipe, train, val, targets: np.ndarray | None = None):
         .batch(recipe.batch)
     )
     if recipe.camera:
-        from fer_pi.preprocess import FacePrep
+        from fer_pi.vision.prepare import FacePrep
         from fer_tools.camaug import CameraAug, camera_batch
 
         prep = FacePrep.from_metadata(recipe.face["prep"])

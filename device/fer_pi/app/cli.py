@@ -16,15 +16,15 @@ from datetime import datetime
 from pathlib import Path
 
 from fer_pi import __version__
-from fer_pi import config as cfgmod
-from fer_pi.camera import SourceError
-from fer_pi.detect import DetectorError
-from fer_pi.hours import Hours, when
-from fer_pi.idle import IdlePacer, paced
-from fer_pi.labels import parse_names
-from fer_pi.modelfile import ModelError
-from fer_pi.output import OutputError
-from fer_pi.words import parse_words
+from fer_pi.app import config as cfgmod
+from fer_pi.app.labels import parse_names
+from fer_pi.app.words import parse_words
+from fer_pi.outputs.results import OutputError
+from fer_pi.sources import SourceError
+from fer_pi.sources.hours import Hours, when
+from fer_pi.sources.idle import IdlePacer, paced
+from fer_pi.vision.detect import DetectorError
+from fer_pi.vision.modelfile import ModelError
 
 log = logging.getLogger("fer_pi")
 
@@ -90,8 +90,8 @@ def demo_config(cfg: cfgmod.Config) -> cfgmod.Config:
     """Point the source at a generated clip; headless with a summary when there is no screen."""
     from dataclasses import replace
 
-    from fer_pi.display import has_display
-    from fer_pi.synth import cache_dir, demo_clip
+    from fer_pi.board.display import has_display
+    from fer_pi.devtools.synth import cache_dir, demo_clip
 
     clip = cache_dir() / "demo-v2.avi"  # bump when synth.demo_placements changes
     if not clip.is_file():
@@ -105,16 +105,16 @@ def demo_config(cfg: cfgmod.Config) -> cfgmod.Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from fer_pi.notify import setup_logging
+    from fer_pi.outputs.notify import setup_logging
 
     setup_logging(args.log_level)
     if args.list_models:
-        from fer_pi.modelfile import describe_shipped
+        from fer_pi.vision.modelfile import describe_shipped
 
         print("\n".join(describe_shipped()))
         return EXIT_OK
     if args.list_cameras:
-        from fer_pi.camera_list import describe
+        from fer_pi.sources.camera_list import describe
 
         lines, found = describe()
         print("\n".join(lines))
@@ -141,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) -> int:
-    from fer_pi.camera import ResilientSource, make_source
-    from fer_pi.classify import Classifier
-    from fer_pi.events import room_summary
-    from fer_pi.health import HealthState, HealthWriter
-    from fer_pi.modelfile import resolve_model
-    from fer_pi.notify import Notifier
-    from fer_pi.output import ResultWriter
-    from fer_pi.pipeline import build, run
+    from fer_pi.outputs.events import room_summary
+    from fer_pi.outputs.health import HealthState, HealthWriter
+    from fer_pi.outputs.notify import Notifier
+    from fer_pi.outputs.results import ResultWriter
+    from fer_pi.sources import ResilientSource, make_source
+    from fer_pi.vision.classify import Classifier
+    from fer_pi.vision.modelfile import resolve_model
+    from fer_pi.vision.pipeline import build, run
 
     model_path = resolve_model(cfg.model.path)
     classifier = Classifier(model_path, threads=cfg.model.threads, flip_tta=cfg.model.flip_tta)
@@ -180,7 +180,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
                           state)
     publisher = None
     if cfg.mqtt.enabled:
-        from fer_pi.mqtt import MqttPublisher
+        from fer_pi.outputs.mqtt import MqttPublisher
 
         publisher = MqttPublisher(cfg.mqtt, classifier.info.labels, state)  # no paho: exit 2
     status_server = None
@@ -188,7 +188,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     stats_ref: list = []
     tv = None
     if cfg.board.cec_device and not cfg.output.headless:
-        from fer_pi.tvpower import CecScreen
+        from fer_pi.board.tvpower import CecScreen
 
         tv = CecScreen(cfg.board.cec_device)
 
@@ -199,7 +199,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
         if tv is not None:
             tv.follow(source.state)  # closed for the night: the screen to standby
         if display is not None:
-            from fer_pi.pipeline import RunStats
+            from fer_pi.vision.pipeline import RunStats
 
             board = display.board  # the banner in the room's words (board.words)
             display.status = (board.say("closed", time=when(source.opens_at, datetime.now(),
@@ -219,7 +219,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
     if publisher is not None:
         publisher.start()
     if cfg.status.enabled:
-        from fer_pi.status import StatusServer
+        from fer_pi.outputs.status import StatusServer
 
         token = (cfgmod.read_secret(cfg.status.token_file, "status.token_file")
                  if cfg.status.token_file else None)
@@ -248,7 +248,7 @@ def run_app(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) ->
 
     names, words = parse_names(cfg.board.label_names), parse_words(cfg.board.words)
     if not cfg.output.headless:
-        from fer_pi.display import DisplayError, PygameDisplay
+        from fer_pi.board.display import DisplayError, PygameDisplay
 
         b = cfg.board
         display = PygameDisplay(classifier.info.labels, b.fullscreen,
@@ -322,7 +322,7 @@ def _frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off",
     (never its mirror: a record keeps camera coordinates)."""
     import pygame
 
-    from fer_pi.board import Board, BoardStats
+    from fer_pi.board.paint import Board, BoardStats
 
     try:
         folder.mkdir(parents=True, exist_ok=True)

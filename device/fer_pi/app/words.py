@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from string import Formatter
 
-from fer_pi.labels import parse_pairs
+from fer_pi.app.labels import parse_pairs
 
 WORDS: dict[str, str] = {
     "no_faces": "no faces in view",

@@ -121,10 +121,10 @@ def demo_clip(path: Path, n: int = 240) -> Path:
 
 
 def main(argv=None) -> int:
-    """``python -m fer_pi.synth OUT.avi``: the demo clip, e.g. to compare two installs."""
+    """``python -m fer_pi.devtools.synth OUT.avi``: the demo clip, e.g. to compare two installs."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m fer_pi.synth", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m fer_pi.devtools.synth", description=main.__doc__)
     p.add_argument("out", help="output .avi")
     p.add_argument("--frames", type=int, default=240)
     args = p.parse_args(argv)

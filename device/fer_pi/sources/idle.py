@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from fer_pi.schema import FrameResult
+from fer_pi.vision.schema import FrameResult
 
 log = logging.getLogger(__name__)
 

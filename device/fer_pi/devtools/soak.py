@@ -1,7 +1,7 @@
 """Soak benchmark: replay a clip through the real pipeline (and the off-screen board)
 for a set time; report resident memory, open files and FPS over time as JSON.
 
-    python -m fer_pi.soak --minutes 20 --json > soak.json
+    python -m fer_pi.devtools.soak --minutes 20 --json > soak.json
 
 Memory growth is measured from the end of the first minute (warm-up: caches,
 interpreter arenas, font glyphs), FPS drift against the first minute.
@@ -35,7 +35,7 @@ def open_files() -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fer_pi.soak", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m fer_pi.devtools.soak", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=20.0)
     p.add_argument("--video", default="", help="clip to replay (default: generated, 2 faces)")
@@ -48,10 +48,10 @@ def main(argv=None) -> int:
         return 2
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from fer_pi.bench import generated_clip
-    from fer_pi.camera import VideoFile
-    from fer_pi.config import Config
-    from fer_pi.pipeline import build, run
+    from fer_pi.app.config import Config
+    from fer_pi.devtools.bench import generated_clip
+    from fer_pi.sources import VideoFile
+    from fer_pi.vision.pipeline import build, run
 
     clip = Path(args.video) if args.video else generated_clip(2, 640, 480)
     src = VideoFile(clip, loop=True)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     pipeline = build(Config())
     show = None
     if not args.headless:
-        from fer_pi.board import offscreen_show
+        from fer_pi.board.paint import offscreen_show
 
         show = offscreen_show(pipeline.classifier.info.labels, (800, 480))
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pygame
 
-from fer_pi.board import Board, BoardStats
-from fer_pi.pipeline import RunStats
-from fer_pi.schema import FrameResult
+from fer_pi.board.paint import Board, BoardStats
+from fer_pi.vision.pipeline import RunStats
+from fer_pi.vision.schema import FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from fer_pi.hours import Hours
-from fer_pi.labels import parse_names
-from fer_pi.smooth import SmoothSettings as _S
-from fer_pi.words import parse_words
+from fer_pi.app.labels import parse_names
+from fer_pi.app.words import parse_words
+from fer_pi.sources.hours import Hours
+from fer_pi.vision.smooth import SmoothSettings as _S
 
 
 class ConfigError(Exception):

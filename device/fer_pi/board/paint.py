@@ -1,9 +1,8 @@
 """The emotion display board, drawn onto any pygame Surface.
 
 Drawing is separate from the window (display.py), so tests render the board to
-an off-screen surface under SDL_VIDEODRIVER=dummy and check the pixels.
-Sizes follow the surface's height, so one layout reads on a 7" 800×480 panel
-and on a 1080p TV.
+an off-screen surface under SDL_VIDEODRIVER=dummy and check the pixels. Which faces
+have cards is the CardDeck's business (cards.py); the look is layout.py's.
 """
 
 from __future__ import annotations
@@ -14,36 +13,13 @@ import cv2
 import numpy as np
 import pygame
 
-from fer_pi.config import PRIVACY, ROTATIONS
-from fer_pi.events import room_summary
-from fer_pi.labels import UNCERTAIN
-from fer_pi.schema import Face, FrameResult
-from fer_pi.words import WORDS
-
-# one colour per emotion (RGB), chosen to stay apart for common colour blindness
-# where possible: warm for negative arousal, cool for low arousal
-EMOTION_COLOURS: dict[str, tuple[int, int, int]] = {
-    "angry": (230, 57, 70),
-    "disgust": (106, 153, 78),
-    "fear": (155, 93, 229),
-    "happy": (255, 200, 40),
-    "sad": (58, 134, 255),
-    "surprise": (255, 133, 27),
-    "neutral": (170, 170, 170),
-    UNCERTAIN: (110, 110, 110),
-}
-_FALLBACK = [(0, 180, 200), (200, 0, 120), (120, 200, 0)]
-BACKGROUND = (18, 18, 24)
-PANEL = (30, 30, 40)
-TEXT = (235, 235, 235)
-DIM = (150, 150, 160)
-NIGHT_TEXT = (70, 70, 76)  # closed for the night: readable close up, dark across a room
-
-
-def colour_for(label: str) -> tuple[int, int, int]:
-    if label in EMOTION_COLOURS:
-        return EMOTION_COLOURS[label]
-    return _FALLBACK[sum(map(ord, label)) % len(_FALLBACK)]
+from fer_pi.app.config import PRIVACY, ROTATIONS
+from fer_pi.app.labels import UNCERTAIN
+from fer_pi.app.words import WORDS
+from fer_pi.board.cards import Card, CardDeck, pixelate
+from fer_pi.board.layout import BACKGROUND, DIM, NIGHT_TEXT, PANEL, TEXT, Layout, colour_for, layout
+from fer_pi.outputs.events import room_summary
+from fer_pi.vision.schema import FrameResult
 
 
 @dataclass
@@ -56,35 +32,6 @@ class BoardStats:
     # closed outside source.hours: a dark screen, the status in small dim text that moves
     # once a minute (a screen on all night must not burn in a bright layout), at this time
     night_t: float | None = None
-
-
-@dataclass(frozen=True)
-class Layout:
-    picture: pygame.Rect
-    panel: pygame.Rect
-    unit: int  # base text size in pixels
-
-
-def layout(size: tuple[int, int]) -> Layout:
-    w, h = size
-    unit = max(15, min(w, h) // 28)
-    if h > w:  # portrait (a screen on its side, the Pi Touch Display 2): panel below
-        pic_h = min(h // 2, w * 3 // 4)
-        return Layout(pygame.Rect(0, 0, w, pic_h), pygame.Rect(0, pic_h, w, h - pic_h), unit)
-    panel_w = max(240, min(w // 3, 40 * unit))
-    if w < 2 * panel_w:  # narrow screens: the picture keeps at least half
-        panel_w = w // 2
-    return Layout(pygame.Rect(0, 0, w - panel_w, h), pygame.Rect(w - panel_w, 0, panel_w, h), unit)
-
-
-@dataclass
-class _Card:
-    """A face's card: it keeps its slot while the face stays in view, then fades out."""
-
-    face: Face
-    thumb: np.ndarray | None  # RGB, square; None with privacy no_picture
-    last_seen: float
-    slot: int
 
 
 class Board:
@@ -112,10 +59,13 @@ class Board:
         # screen (SDL's KMSDRM ignores the kernel's rotate=, so nothing else turns it)
         self.rotate = rotate
         self._canvas: pygame.Surface | None = None
-        self.max_cards = max_cards
-        self.fade_s = fade_s
-        self.cards: dict[int, _Card] = {}
+        self.deck = CardDeck(max_cards, fade_s)
         self._fonts: dict[int, pygame.font.Font] = {}
+
+    @property
+    def cards(self) -> dict[int, Card]:
+        """The faces with a card now, by track ID."""
+        return self.deck.cards
 
     def word(self, label: str) -> str:
         """What the board shows for a label: the room's word for it (board.label_names)."""
@@ -149,44 +99,20 @@ class Board:
               overlay: bool) -> None:
         lay = layout(surface.get_size())
         if stats.night_t is not None:
-            self.cards.clear()
+            self.deck.clear()
             self._draw_night(surface, lay, stats.status, stats.night_t)
             return
         surface.fill(BACKGROUND)
         if result is not None:
-            self._update_cards(result)
+            self.deck.update(result, self.privacy, self.mirror)
             self._draw_picture(surface, lay, result)
         else:  # no picture (the camera is lost or closed for the night): nobody is known to
-            self.cards.clear()  # be in view, and no face's thumbnail may stay on the screen
+            self.deck.clear()  # be in view, and no face's thumbnail may stay on the screen
         self._draw_panel(surface, lay, result)
         if stats.status:
             self._banner(surface, lay, stats.status)
         if overlay:
             self._draw_overlay(surface, lay, stats, len(result.faces) if result else 0)
-
-    def _update_cards(self, result: FrameResult) -> None:
-        now = result.frame.steady_t
-        untracked = any(f.track_id is None for f in result.faces)
-        if untracked:  # no tracking: cards follow the frame's faces, nothing to keep
-            self.cards = {}
-        for i, face in enumerate(result.faces[: self.max_cards]):
-            key = face.track_id if face.track_id is not None else -1 - i
-            card = self.cards.get(key)
-            thumb = None  # no_picture: no face pixels are kept at all
-            if self.privacy != "no_picture":
-                thumb = _thumbnail(result.frame.image, face)
-                if self.privacy == "pixelate":
-                    thumb = pixelate(thumb)
-                if self.mirror:
-                    thumb = np.ascontiguousarray(thumb[:, ::-1])
-            if card is None:
-                used = {c.slot for c in self.cards.values()}
-                slot = next(s for s in range(len(used) + 1) if s not in used)
-                self.cards[key] = _Card(face, thumb, now, slot)
-            else:
-                card.face, card.thumb, card.last_seen = face, thumb, now
-        for key in [k for k, c in self.cards.items() if now - c.last_seen > self.fade_s]:
-            del self.cards[key]
 
     def _draw_picture(self, surface: pygame.Surface, lay: Layout, result: FrameResult) -> None:
         image = result.frame.image
@@ -259,11 +185,11 @@ class Board:
             self._compact_cards(surface, lay, y)
             return
         col_w = (panel.w - u // 2) // cols
-        for card in sorted(self.cards.values(), key=lambda c: c.slot):
+        for card in self.deck.in_slot_order():
             cx = panel.x + u // 4 + (card.slot % cols) * col_w
             cy = y + (card.slot // cols) * (card_h + u // 3)
             rect = pygame.Rect(cx, cy, col_w - u // 4, card_h)
-            fade = 1.0 - max(0.0, now - card.last_seen) / self.fade_s
+            fade = self.deck.opacity(card, now)
             if fade >= 0.999:
                 self._card(surface, rect, card, u, bar_h)
             else:
@@ -295,7 +221,7 @@ class Board:
             x = r.right + u // 3
         return y + head.get_height()
 
-    def _card(self, surface: pygame.Surface, rect: pygame.Rect, card: _Card, u: int,
+    def _card(self, surface: pygame.Surface, rect: pygame.Rect, card: Card, u: int,
               bar_h: int) -> None:
         face = card.face
         label = face.shown_label
@@ -336,7 +262,7 @@ class Board:
     def _compact_cards(self, surface, lay: Layout, y: int) -> None:
         """More faces than cards fit: one line each."""
         font = self.font(lay.unit)
-        for card in sorted(self.cards.values(), key=lambda c: c.slot):
+        for card in self.deck.in_slot_order():
             if y + lay.unit > lay.panel.bottom:
                 break
             label = card.face.shown_label
@@ -378,23 +304,6 @@ class Board:
         r = text.get_rect(center=lay.picture.center).inflate(lay.unit * 2, lay.unit)
         pygame.draw.rect(surface, (170, 40, 40), r, border_radius=lay.unit // 2)
         surface.blit(text, text.get_rect(center=r.center))
-
-
-def pixelate(rgb: np.ndarray, blocks: int = 6) -> np.ndarray:
-    """A face as ``blocks``×``blocks`` flat squares: its place and tone stay, who it is goes."""
-    h, w = rgb.shape[:2]
-    small = cv2.resize(rgb, (min(blocks, w), min(blocks, h)), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
-
-
-def _thumbnail(image: np.ndarray, face: Face, side: int = 96) -> np.ndarray:
-    from fer_pi.preprocess import crop_face
-
-    if image.ndim == 2 or image.shape[2] == 1:
-        bgr = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-    else:
-        bgr = np.ascontiguousarray(image[:, :, :3])
-    return cv2.cvtColor(crop_face(bgr, face.box, (side, side), 0.15), cv2.COLOR_BGR2RGB)
 
 
 def offscreen_show(labels: tuple[str, ...], size: tuple[int, int], rotate: int = 0):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from fer_pi.labels import LABELS
-from fer_pi.preprocess import FacePrep
+from fer_pi.app.labels import LABELS
+from fer_pi.vision.prepare import FacePrep
 
 DEFAULT_MODEL = "vgg"
 METADATA_FORMAT = "fer-pi-model/1"

@@ -17,7 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from fer_pi import __version__
-from fer_pi.health import HealthState, prometheus
+from fer_pi.outputs.health import HealthState, prometheus
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Protocol
 import numpy as np
 
 from fer_pi import machine
-from fer_pi.config import Config, ConfigError, from_dict
-from fer_pi.modelfile import ModelError, resolve_model
+from fer_pi.app.config import Config, ConfigError, from_dict
+from fer_pi.vision.modelfile import ModelError, resolve_model
 
 SCHEMA = "fer-bench/1"
 STAGE_ORDER = ("capture", "detect", "track", "preprocess", "infer", "infer_per_face", "smooth",
@@ -109,7 +109,7 @@ def _screen(text: str) -> tuple[int, int]:
 
 def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> Path:
     """Cached per shape: faces drift a few pixels a frame so tracking has work to do."""
-    from fer_pi.synth import (
+    from fer_pi.devtools.synth import (
         Placement,
         astronaut_bgr,
         astronaut_face_bgr,
@@ -137,7 +137,7 @@ def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> P
 
 
 def _open_source(args, cfg: Config):
-    from fer_pi.camera import open_source
+    from fer_pi.sources import open_source
 
     if args.camera:  # the config's detect_width sizes the Pi camera's detection stream, and
         # its source.rotate turns a camera mounted upside down, as on the appliance
@@ -148,8 +148,8 @@ def _open_source(args, cfg: Config):
 
 
 def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> dict:
-    from fer_pi.classify import Classifier
-    from fer_pi.pipeline import build, run
+    from fer_pi.vision.classify import Classifier
+    from fer_pi.vision.pipeline import build, run
 
     cfg = replace(cfg, model=replace(cfg.model, path=str(model), threads=threads),
                   track=replace(cfg.track, detect_every=every,
@@ -159,7 +159,7 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
     show = None
     if not args.headless:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-        from fer_pi.board import offscreen_show
+        from fer_pi.board.paint import offscreen_show
 
         show = offscreen_show(classifier.info.labels, _screen(args.screen), cfg.board.rotate)
 
@@ -198,9 +198,9 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
 
 
 def bench_infer(args, model: Path, threads: int) -> dict:
-    from fer_pi.classify import Classifier
-    from fer_pi.detect import HaarDetector, to_gray
-    from fer_pi.preprocess import crop_face
+    from fer_pi.vision.classify import Classifier
+    from fer_pi.vision.detect import HaarDetector, to_gray
+    from fer_pi.vision.prepare import crop_face
 
     clf = Classifier(model, threads=threads, flip_tta=args.flip_tta)
     rng = np.random.default_rng(0)
@@ -251,7 +251,7 @@ def run_local(args) -> dict:
         raise BenchError(f"video not found: {args.video}")
     cfg = Config()
     if args.config:
-        from fer_pi.config import load_file
+        from fer_pi.app.config import load_file
 
         cfg = load_file(args.config)
     cfg = from_dict({"model": {"flip_tta": bool(args.flip_tta and cfg.model.flip_tta)}}, cfg)
@@ -416,7 +416,7 @@ class LocalTransport:
         return str(self.dir / local.name)
 
     def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
-        argv = [sys.executable, "-m", "fer_pi.bench", *argv[1:]]
+        argv = [sys.executable, "-m", "fer_pi.devtools.bench", *argv[1:]]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
     def close(self) -> None:
@@ -499,7 +499,7 @@ def main(argv=None) -> int:
         print(f"fer-bench: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # a source that cannot open, a display error: one line
-        from fer_pi.camera import SourceError
+        from fer_pi.sources import SourceError
 
         if isinstance(exc, SourceError):
             print(f"fer-bench: error: {exc}", file=sys.stderr)

@@ -23,10 +23,10 @@ import threading
 import time
 
 from fer_pi import __version__
-from fer_pi.config import ConfigError, MqttConfig, read_secret
-from fer_pi.events import EventStream
-from fer_pi.health import HealthState
-from fer_pi.schema import FrameResult
+from fer_pi.app.config import ConfigError, MqttConfig, read_secret
+from fer_pi.outputs.events import EventStream
+from fer_pi.outputs.health import HealthState
+from fer_pi.vision.schema import FrameResult
 
 log = logging.getLogger(__name__)
 

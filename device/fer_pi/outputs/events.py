@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
-from fer_pi.labels import UNCERTAIN
-from fer_pi.schema import Face, FrameResult
+from fer_pi.app.labels import UNCERTAIN
+from fer_pi.vision.schema import Face, FrameResult
 
 
 @dataclass(frozen=True)

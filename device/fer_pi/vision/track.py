@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from fer_pi.schema import FaceBox
+from fer_pi.vision.schema import FaceBox
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from fer_pi.camera import FrameSource
-from fer_pi.classify import Classifier
-from fer_pi.config import Config
-from fer_pi.detect import HaarDetector, to_gray
-from fer_pi.preprocess import FacePrep
-from fer_pi.schema import Face, Frame, FrameResult
-from fer_pi.smooth import Smoother
-from fer_pi.track import Tracker, TrackerSettings
+from fer_pi.app.config import Config
+from fer_pi.sources import FrameSource
+from fer_pi.vision.classify import Classifier
+from fer_pi.vision.detect import HaarDetector, to_gray
+from fer_pi.vision.prepare import FacePrep
+from fer_pi.vision.schema import Face, Frame, FrameResult
+from fer_pi.vision.smooth import Smoother
+from fer_pi.vision.track import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def run(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink] = (),
 
 def build(cfg: Config, classifier: Classifier | None = None) -> Pipeline:
     """The pipeline the settings describe; the caller may pass a classifier it already built."""
-    from fer_pi.modelfile import resolve_model
+    from fer_pi.vision.modelfile import resolve_model
 
     d = cfg.detect
     detector = HaarDetector(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces,

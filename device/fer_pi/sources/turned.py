@@ -1,0 +1,45 @@
+"""A source turned by 90, 180 or 270 degrees, for a camera mounted on its side."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+
+from fer_pi.sources.base import FrameSource
+from fer_pi.vision.schema import Frame
+
+_TURNS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+class Turned:
+    """A source whose pictures are turned clockwise by 90, 180 or 270 degrees, for a
+    camera mounted upside down or on its side: Haar finds upright faces only. The
+    detection copy (the Pi camera's lores plane) is turned with the picture."""
+
+    def __init__(self, inner: FrameSource, degrees: int):
+        if degrees not in _TURNS:
+            raise ValueError(f"rotate must be 90, 180 or 270, not {degrees}")
+        self.inner, self.code = inner, _TURNS[degrees]
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def corrupt_frames(self) -> int:
+        return self.inner.corrupt_frames
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def read(self) -> Frame | None:
+        frame = self.inner.read()
+        if frame is None:
+            return None
+        small = frame.detect_gray
+        return replace(frame, image=cv2.rotate(frame.image, self.code),
+                       detect_gray=None if small is None else cv2.rotate(small, self.code))
+
+    def close(self) -> None:
+        self.inner.close()
