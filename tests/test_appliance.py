@@ -275,3 +275,48 @@ def test_check_config_accepts_health_settings_and_refuses_bad_ones(tmp_path):
     cfg.write_text('[health]\nstate_file = "/tmp/x.json"\ninterval_s = 0.1\n')
     proc = run_cli("--config", str(cfg), "--check-config")
     assert proc.returncode == 2 and "health.interval_s = 0.1 is out of range" in proc.stderr
+
+
+def _status_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "status-http" and t.is_alive()]
+
+
+@pytest.mark.parametrize("case", ["source cannot open", "screen cannot open"])
+def test_whatever_started_is_stopped_when_set_up_fails(tmp_path, clips, monkeypatch, case):
+    """Set-up that fails half-way (exit 3, exit 6) leaves nothing running: the status
+    server's thread is gone and its port is free again, in this very process."""
+    from fer_pi.app import cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["--status", "--status-port", str(port), "--output", str(tmp_path / "r.jsonl")]
+    if case == "source cannot open":
+        args += ["--video", str(tmp_path / "missing.avi"), "--headless"]
+        want = 3
+    else:
+        monkeypatch.setenv("SDL_VIDEODRIVER", "nosuchdriver")
+        args += ["--video", str(clips["two"]), "--windowed"]
+        want = 6
+    before = _status_threads()
+    assert cli.main(args) == want
+    time.sleep(0.3)
+    assert _status_threads() == before
+    with socket.socket() as s:  # nobody listens there any more
+        s.bind(("127.0.0.1", port))
+
+
+def test_a_subclass_of_an_expected_error_gets_its_exit_code(clips, monkeypatch):
+    """A CameraGone(SourceError) is a source error (exit 3), not a KeyError traceback."""
+    from fer_pi.app import cli
+    from fer_pi.app.app import App
+    from fer_pi.sources import SourceError
+
+    class CameraGone(SourceError):
+        pass
+
+    def gone(self):
+        raise CameraGone("camera 0 went away")
+
+    monkeypatch.setattr(App, "run", gone)
+    assert cli.main(["--video", str(clips["two"]), "--headless"]) == 3

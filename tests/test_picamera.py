@@ -278,8 +278,8 @@ def test_list_cameras_exit_code_follows_what_it_found():
 
 
 def test_bench_turns_the_camera_as_the_config_says(fake_picamera2, face, tmp_path):
-    from fer_pi.devtools import bench
     from fer_pi.app.config import load_file
+    from fer_pi.devtools import bench
 
     fake_picamera2.frames = [cv2.rotate(compose([Placement(120, 40, 400)], face=face),
                                         cv2.ROTATE_180)]
@@ -295,8 +295,7 @@ def test_bench_turns_the_camera_as_the_config_says(fake_picamera2, face, tmp_pat
 def test_camera_0_on_a_pi_camera_s_receiver_says_use_picam(tmp_path, monkeypatch):
     """On a Pi with only a Pi camera, /dev/video0 is the CSI receiver: OpenCV may open it
     but never reads a picture, so --camera 0 would wait forever for a 'lost' camera."""
-    from fer_pi.sources import camera_list
-    from fer_pi.sources import OpenCVCamera
+    from fer_pi.sources import OpenCVCamera, camera_list
 
     sysfs = _sysfs(tmp_path / "v4l", {0: ("unicam-image", 0), 1: ("unicam-embedded", 0)})
     monkeypatch.setattr(camera_list, "SYSFS", sysfs)

@@ -55,6 +55,15 @@ class PygameDisplay:
         self.retry_s, self.now = retry_s, now
         self._next_try = 0.0
 
+    @classmethod
+    def from_config(cls, labels: tuple[str, ...], b, max_cards: int = 8,
+                    names: dict[str, str] | None = None,
+                    words: dict[str, str] | None = None) -> PygameDisplay:
+        """The window a [board] section (app.config.BoardConfig) describes."""
+        return cls(labels, b.fullscreen, (b.window_width, b.window_height), b.overlay,
+                   max_cards, b.max_fps, b.mirror, b.privacy, b.rotate, names, words,
+                   retry_s=b.screen_retry_s)
+
     @property
     def state(self) -> str:
         """on; or waiting: retry_s is set and no screen has opened yet."""

@@ -24,6 +24,13 @@ def open_source(camera: str = "", video: str = "", images: str = "", loop: bool 
     return src
 
 
+def source_from_config(s, detect_width: int = 480) -> FrameSource:
+    """The source a [source] section (app.config.SourceConfig) names, not yet opened; the
+    detection width sizes the Pi camera's small detection stream."""
+    return make_source(s.camera, s.video, s.images, s.loop, s.width, s.height, s.fps,
+                       detect_width, s.rotate)
+
+
 def make_source(camera: str = "", video: str = "", images: str = "", loop: bool = False,
                 width: int = 640, height: int = 480, fps: int = 30,
                 detect_width: int = 480, rotate: int = 0) -> FrameSource:

@@ -120,12 +120,14 @@ After = Callable[[FrameResult, RunStats], None]
 def run(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink] = (),
         show: Show | None = None, stop: threading.Event | None = None,
         max_frames: int = 0, after: Sequence[After] = (),
-        pace: Callable[[FrameResult], float] | None = None) -> RunStats:
+        pace: Callable[[FrameResult], float] | None = None,
+        stats: RunStats | None = None) -> RunStats:
     """Drive frames through the pipeline until the source ends, ``stop`` is set,
     the display quits or ``max_frames`` have been processed. ``pace`` (idle.IdlePacer)
-    returns how long to wait before the next frame is read."""
+    returns how long to wait before the next frame is read. ``stats``: the caller's, to
+    read while the run goes on (a wait's banner, health)."""
     stop = stop or threading.Event()
-    stats = RunStats()
+    stats = stats if stats is not None else RunStats()
     while not stop.is_set():
         t0 = time.perf_counter()
         frame = source.read()
