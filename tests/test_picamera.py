@@ -168,14 +168,14 @@ def test_picamera2_missing_says_how_to_install(monkeypatch):
 
 
 def test_bench_sizes_the_lores_stream_from_the_config(fake_picamera2, tmp_path):
-    from fer_pi.devtools import bench
+    from fer_pi.devtools import bench, stages
 
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text("[detect]\ndetect_width = 320\n")
     args = bench.parse_args(["--camera", "picam", "--config", str(cfg_file)])
     from fer_pi.app.config import load_file
 
-    src = bench._open_source(args, load_file(cfg_file))
+    src = stages.open_bench_source(args, load_file(cfg_file))
     assert src.lores_size == (320, 240)
     src.close()
 
@@ -279,14 +279,14 @@ def test_list_cameras_exit_code_follows_what_it_found():
 
 def test_bench_turns_the_camera_as_the_config_says(fake_picamera2, face, tmp_path):
     from fer_pi.app.config import load_file
-    from fer_pi.devtools import bench
+    from fer_pi.devtools import bench, stages
 
     fake_picamera2.frames = [cv2.rotate(compose([Placement(120, 40, 400)], face=face),
                                         cv2.ROTATE_180)]
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text("[source]\nrotate = 180\n")
     args = bench.parse_args(["--camera", "picam", "--config", str(cfg_file)])
-    src = bench._open_source(args, load_file(cfg_file))
+    src = stages.open_bench_source(args, load_file(cfg_file))
     frame = src.read()
     assert len(HaarDetector().detect(to_gray(frame.image))) == 1
     src.close()

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from fer_pi.devtools.bench import infer_stats
+from fer_pi.devtools.stages import infer_stats
 from fer_tools.metrics import wilson
 
 INTRO = """# fer-pi model card

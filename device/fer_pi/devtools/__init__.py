@@ -1,1 +1,2 @@
-"""devtools"""
+"""Developer tools that run the real pipeline: fer-bench (latency, FPS, remote Pi runs),
+the soak run, and the generated clips tests and demos use."""

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from fer_pi.app.config import Config
-    from fer_pi.devtools.bench import generated_clip
+    from fer_pi.devtools.stages import generated_clip
     from fer_pi.sources import VideoFile
     from fer_pi.vision.pipeline import build, run
 

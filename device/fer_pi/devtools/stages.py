@@ -1,0 +1,171 @@
+"""The benchmarks themselves: the whole pipeline on a source, or the model alone on face
+crops; per-stage percentiles of every timed frame."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from fer_pi.app.config import Config
+
+STAGE_ORDER = ("capture", "detect", "track", "preprocess", "infer", "infer_per_face", "smooth",
+               "draw", "total")
+
+
+class BenchError(Exception):
+    pass
+
+
+def percentiles(values) -> dict:
+    v = np.asarray(list(values), np.float64)
+    if v.size == 0:
+        return {"n": 0}
+    p50, p95, p99 = np.percentile(v, [50, 95, 99])
+    return {"n": int(v.size), "p50": round(float(p50), 4), "p95": round(float(p95), 4),
+            "p99": round(float(p99), 4), "max": round(float(v.max()), 4),
+            "mean": round(float(v.mean()), 4)}
+
+
+def infer_stats(run: dict) -> dict:
+    """An infer-stage run's per-face figures: on real face crops, else on random ones."""
+    return run["stages"].get("infer_real") or run["stages"]["infer_random"]
+
+
+def _screen(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise BenchError(f"--screen must be WIDTHxHEIGHT, got {text!r}") from None
+    if not (160 <= w <= 7680 and 120 <= h <= 4320):
+        raise BenchError(f"--screen {text} is out of range")
+    return w, h
+
+
+def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> Path:
+    """Cached per shape: faces drift a few pixels a frame so tracking has work to do."""
+    from fer_pi.devtools.synth import (
+        Placement,
+        astronaut_bgr,
+        astronaut_face_bgr,
+        cache_dir,
+        compose,
+        grid_placements,
+        write_clip,
+    )
+
+    path = cache_dir() / f"bench-{n_faces}f-{width}x{height}-v2.avi"
+    if path.is_file():
+        return path
+    if n_faces == 1:  # the whole photo, as in the demo: a lone tile draws a false giant face
+        face = astronaut_bgr()
+        side = min(400, height - 40, width)
+        base = [Placement((width - side) // 2, (height - side) // 2, side)]
+    else:
+        face = astronaut_face_bgr()
+        base = grid_placements(n_faces, width, height)
+    clip = []
+    for i in range(frames):
+        dx = int(8 * np.sin(2 * np.pi * i / frames))
+        clip.append(compose([replace(p, x=p.x + dx) for p in base], width, height, face=face))
+    return write_clip(path, clip)
+
+
+def open_bench_source(args, cfg: Config):
+    from fer_pi.sources import open_source
+
+    if args.camera:  # the config's detect_width sizes the Pi camera's detection stream, and
+        # its source.rotate turns a camera mounted upside down, as on the appliance
+        return open_source(camera=args.camera, width=args.width, height=args.height,
+                           detect_width=cfg.detect.detect_width, rotate=cfg.source.rotate)
+    video = args.video or str(generated_clip(args.faces, args.width, args.height))
+    return open_source(video=video, loop=True)
+
+
+def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> dict:
+    from fer_pi.vision.classify import Classifier
+    from fer_pi.vision.pipeline import build, run
+
+    cfg = replace(cfg, model=replace(cfg.model, path=str(model), threads=threads),
+                  track=replace(cfg.track, detect_every=every,
+                                enabled=cfg.track.enabled and not args.no_track))
+    classifier = Classifier(model, threads=threads, flip_tta=cfg.model.flip_tta)
+    pipeline = build(cfg, classifier)
+    show = None
+    if not args.headless:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        from fer_pi.board.paint import offscreen_show
+
+        show = offscreen_show(classifier.info.labels, _screen(args.screen), cfg.board.rotate)
+
+    timed: list = []
+    source = open_bench_source(args, cfg)
+    try:
+        if args.warmup:  # max_frames=0 would mean "until the source ends": never, on a loop
+            run(source, pipeline, show=show, max_frames=args.warmup)
+        start = time.perf_counter()
+        run(source, pipeline, sinks=[timed.append], show=show, max_frames=args.frames)
+        wall = time.perf_counter() - start
+    finally:
+        source.close()
+    if not timed:
+        raise BenchError("the source gave no frames")
+    stages: dict[str, list[float]] = {}
+    per_face = []
+    for r in timed:
+        for k, v in r.timings_ms.items():
+            stages.setdefault(k, []).append(v)
+        if r.faces:
+            per_face.append(r.timings_ms["infer"] / len(r.faces))
+    # "draw" and "total" are added to each frame's timings after the sinks ran (the same
+    # dict): every timed frame has them by now, so their percentiles cover every frame
+    stages["total"] = [r.timings_ms.get("total", 0.0) for r in timed]
+    stages["infer_per_face"] = per_face
+    return {
+        "model": classifier.info.name, "model_path": str(model), "threads": threads,
+        "flip_tta": classifier.flip_tta, "detect_every": every if pipeline.tracker else 1,
+        "tracking": pipeline.tracker is not None,
+        "runtime": classifier.runtime, "frames": len(timed),
+        "faces_per_frame": round(sum(len(r.faces) for r in timed) / len(timed), 3),
+        "fps": round(len(timed) / wall, 2),
+        "stages": {k: percentiles(stages[k]) for k in STAGE_ORDER if k in stages},
+    }
+
+
+def bench_infer(args, model: Path, threads: int) -> dict:
+    from fer_pi.vision.classify import Classifier
+    from fer_pi.vision.detect import HaarDetector, to_gray
+    from fer_pi.vision.prepare import crop_face
+
+    clf = Classifier(model, threads=threads, flip_tta=args.flip_tta)
+    rng = np.random.default_rng(0)
+    rand = [rng.integers(0, 256, (48, 48), dtype=np.uint8) for _ in range(32)]
+    source = open_bench_source(args, Config())  # only real face crops are taken from it
+    real = []
+    try:
+        det = HaarDetector()
+        while len(real) < 32:
+            frame = source.read()
+            if frame is None:
+                break
+            gray = to_gray(frame.image)
+            real += [crop_face(gray, b, clf.input_size) for b in det.detect(gray)]
+    finally:
+        source.close()
+    out = {"model": clf.info.name, "model_path": str(model), "threads": threads,
+           "flip_tta": clf.flip_tta, "runtime": clf.runtime, "stages": {}}
+    for name, crops in (("infer_random", rand), ("infer_real", real)):
+        if not crops:
+            continue
+        for i in range(args.warmup):
+            clf.probabilities(crops[i % len(crops)])
+        times = []
+        for i in range(args.frames):
+            t0 = time.perf_counter()
+            clf.probabilities(crops[i % len(crops)])
+            times.append((time.perf_counter() - t0) * 1e3)
+        out["stages"][name] = percentiles(times)
+    return out
