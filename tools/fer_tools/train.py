@@ -481,52 +481,87 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    need_module("keras", "training")
-    need_module("tensorflow", "training")
-    out = Path(args.out)
-    cfg_path = out / "config.json"
+    """The steps of a run, in order; each is a function below."""
     if args.retarget_epochs and not args.resume:
         raise DataError("--retarget-epochs changes a run being resumed: give --resume too "
                         "(a new run takes --epochs)")
+    need_module("keras", "training")
+    need_module("tensorflow", "training")
+    out = Path(args.out)
+    recipe = resume_recipe(args, out) if args.resume else new_recipe(args)
+    train, val = prepare_data(args, recipe)
+    keras = _setup_keras(args, recipe)
+    if recipe.limit:
+        idx = stratified_subset(train.y, recipe.limit, recipe.seed)
+        train = type(train)(train.name, train.x[idx], train.y[idx], train.path)
+    steps = int(np.ceil(len(train) / recipe.batch))
+    out.mkdir(parents=True, exist_ok=True)
     if args.resume:
-        if not cfg_path.is_file() or not (out / "last.keras").is_file():
-            raise DataError(f"nothing to resume in {out}: no config.json/last.keras")
-        saved = json.loads(cfg_path.read_text())
-        recipe = Recipe(**saved)
-        if args.epochs != Recipe().epochs and args.epochs != recipe.epochs:
-            raise DataError(f"--epochs {args.epochs} differs from the run's {recipe.epochs}; "
-                            "the cosine schedule is fixed when a run starts (--retarget-epochs "
-                            "changes it)")
+        model, start, history = resume_model(args, out, recipe, steps)
     else:
-        data_dir = resolve_data_dir(args.data)
-        recipe = Recipe(
-            arch=args.arch, epochs=args.epochs, batch=args.batch, lr=args.lr,
-            warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
-            shift=args.shift, zoom=args.zoom, rotation_deg=args.rotation_deg, flip=args.flip,
-            bf16=args.bf16, seed=args.seed, limit=args.limit, data=str(data_dir.resolve()),
-            init=str(Path(args.init).resolve()) if args.init else "", dropout=args.dropout,
-            teachers=",".join(str(Path(t).resolve()) for t in args.teachers.split(",") if t),
-            teacher_weight=args.teacher_weight, teacher_temperature=args.teacher_temperature,
-            optimizer=args.optimizer, weight_decay=args.weight_decay, erasing=args.erasing,
-            mixup=args.mixup, arch_args=args.arch_args, camera=args.camera,
-            class_balance=args.class_balance,
-            swa_start=args.swa_start, swa_lr=args.swa_lr or (args.lr / 4 if args.swa_start else 0.0),
-        )
-        for t in recipe.teachers.split(",") if recipe.teachers else []:
-            if not Path(t).is_file():
-                raise DataError(f"--teachers: model not found: {t}")
-        if not 0 <= args.teacher_weight <= 1 or args.teacher_temperature <= 0:
-            raise DataError("--teacher-weight must be in 0..1 and --teacher-temperature above 0")
-        if args.swa_start < 0 or args.swa_start > args.epochs:
-            raise DataError(f"--swa-start must be between 1 and --epochs ({args.epochs}), or 0")
-        if args.init and not Path(args.init).is_file():
-            raise DataError(f"--init model not found: {args.init}")
+        model, start, history = build_model(out, recipe, steps, len(train))
+    if start < recipe.epochs:
+        rc = fit(args, out, recipe, model, train, val, start, history)
+        if rc:
+            return rc
+    return select_and_save(keras, out, recipe, train, val, history)
+
+
+def new_recipe(args: argparse.Namespace) -> Recipe:
+    """A new run's recipe from the command line, refused when it cannot work."""
+    data_dir = resolve_data_dir(args.data)
+    recipe = Recipe(
+        arch=args.arch, epochs=args.epochs, batch=args.batch, lr=args.lr,
+        warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
+        shift=args.shift, zoom=args.zoom, rotation_deg=args.rotation_deg, flip=args.flip,
+        bf16=args.bf16, seed=args.seed, limit=args.limit, data=str(data_dir.resolve()),
+        init=str(Path(args.init).resolve()) if args.init else "", dropout=args.dropout,
+        teachers=",".join(str(Path(t).resolve()) for t in args.teachers.split(",") if t),
+        teacher_weight=args.teacher_weight, teacher_temperature=args.teacher_temperature,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, erasing=args.erasing,
+        mixup=args.mixup, arch_args=args.arch_args, camera=args.camera,
+        class_balance=args.class_balance,
+        swa_start=args.swa_start, swa_lr=args.swa_lr or (args.lr / 4 if args.swa_start else 0.0),
+    )
+    for t in recipe.teachers.split(",") if recipe.teachers else []:
+        if not Path(t).is_file():
+            raise DataError(f"--teachers: model not found: {t}")
+    if not 0 <= args.teacher_weight <= 1 or args.teacher_temperature <= 0:
+        raise DataError("--teacher-weight must be in 0..1 and --teacher-temperature above 0")
+    if args.swa_start < 0 or args.swa_start > args.epochs:
+        raise DataError(f"--swa-start must be between 1 and --epochs ({args.epochs}), or 0")
+    if args.init and not Path(args.init).is_file():
+        raise DataError(f"--init model not found: {args.init}")
+    _check_recipe(recipe)
+    return recipe
+
+
+def resume_recipe(args: argparse.Namespace, out: Path) -> Recipe:
+    """The saved recipe of the run in ``out``: a resumed run changes nothing but its length."""
+    cfg_path = out / "config.json"
+    if not cfg_path.is_file() or not (out / "last.keras").is_file():
+        raise DataError(f"nothing to resume in {out}: no config.json/last.keras")
+    recipe = Recipe(**json.loads(cfg_path.read_text()))
+    if args.epochs != Recipe().epochs and args.epochs != recipe.epochs:
+        raise DataError(f"--epochs {args.epochs} differs from the run's {recipe.epochs}; "
+                        "the cosine schedule is fixed when a run starts (--retarget-epochs "
+                        "changes it)")
+    _check_recipe(recipe)
+    return recipe
+
+
+def _check_recipe(recipe: Recipe) -> None:
     if recipe.epochs < 1 or recipe.batch < 1:
         raise DataError("--epochs and --batch must be at least 1")
     from fer_tools import archs
 
     if recipe.arch not in archs.ARCHS:
         raise DataError(f"unknown --arch {recipe.arch!r}; choose from {', '.join(archs.ARCHS)}")
+
+
+def prepare_data(args: argparse.Namespace, recipe: Recipe):
+    """Training and PublicTest (validation); a new run records their hashes, the commit, and
+    the Haar framing its camera simulation cuts faces with."""
     train = load_split(args.data if args.data else recipe.data, "Training")
     val = load_split(args.data if args.data else recipe.data, "PublicTest")
     if not args.resume:
@@ -541,7 +576,10 @@ def run(args: argparse.Namespace) -> int:
         recipe.git_commit = git_commit()
         if recipe.teachers:
             recipe.teachers_sha256 = {t: file_sha256(t) for t in recipe.teachers.split(",")}
+    return train, val
 
+
+def _setup_keras(args: argparse.Namespace, recipe: Recipe):
     if args.threads:
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
     import keras
@@ -552,90 +590,111 @@ def run(args: argparse.Namespace) -> int:
     keras.utils.set_random_seed(recipe.seed)
     if recipe.bf16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    return keras
 
-    if recipe.limit:
-        idx = stratified_subset(train.y, recipe.limit, recipe.seed)
-        train = type(train)(train.name, train.x[idx], train.y[idx], train.path)
-    steps = int(np.ceil(len(train) / recipe.batch))
 
-    out.mkdir(parents=True, exist_ok=True)
+def resume_model(args: argparse.Namespace, out: Path, recipe: Recipe, steps: int):
+    """The last finished epoch's model and optimizer, and the history up to it; with
+    --retarget-epochs a new length and a new optimizer annealing from the rate reached."""
+    import keras
+
+    cfg_path = out / "config.json"
     history: list = []
-    if args.resume:
-        state = json.loads((out / "state.json").read_text())
-        start = int(state["epochs_done"])
-        model = keras.models.load_model(out / "last.keras")
-        if (out / "history.json").is_file():
-            history = [h for h in json.loads((out / "history.json").read_text()) if h["epoch"] <= start]
-        if args.retarget_epochs:
-            # the saved optimizer carries the schedule it was built with; a new length needs a
-            # new optimizer (its momentum starts again from zero), annealing from the rate now
-            if args.retarget_epochs <= start or recipe.swa_start:
-                raise DataError(f"--retarget-epochs {args.retarget_epochs}: must exceed the "
-                                f"{start} epochs done, and not with --swa-start")
-            lr_now = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-            recipe.retargets.append({"after_epoch": start, "epochs_before": recipe.epochs,
-                                     "epochs": args.retarget_epochs, "lr": lr_now})
-            recipe.epochs = args.retarget_epochs
-            _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
-            _compile(model, recipe, steps, lr_now, (recipe.epochs - start) * steps)
-            print(f"learning rate: cosine from {lr_now:.3g} after epoch {start} to 0 at "
-                  f"epoch {recipe.epochs}", flush=True)
-        print(f"resuming {out} at epoch {start + 1}/{recipe.epochs}", flush=True)
-    else:
-        start = 0
+    state = json.loads((out / "state.json").read_text())
+    start = int(state["epochs_done"])
+    model = keras.models.load_model(out / "last.keras")
+    if (out / "history.json").is_file():
+        history = [h for h in json.loads((out / "history.json").read_text()) if h["epoch"] <= start]
+    if args.retarget_epochs:
+        # the saved optimizer carries the schedule it was built with; a new length needs a
+        # new optimizer (its momentum starts again from zero), annealing from the rate now
+        if args.retarget_epochs <= start or recipe.swa_start:
+            raise DataError(f"--retarget-epochs {args.retarget_epochs}: must exceed the "
+                            f"{start} epochs done, and not with --swa-start")
+        lr_now = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        recipe.retargets.append({"after_epoch": start, "epochs_before": recipe.epochs,
+                                 "epochs": args.retarget_epochs, "lr": lr_now})
+        recipe.epochs = args.retarget_epochs
         _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
-        kwargs = json.loads(recipe.arch_args) if recipe.arch_args else {}
-        if recipe.dropout:
-            try:
-                kwargs["dropout"] = tuple(float(x) for x in recipe.dropout.split(","))
-            except ValueError:
-                raise DataError(f"--dropout must be comma-separated rates, got {recipe.dropout!r}") from None
-        try:
-            model = archs.build(recipe.arch, **kwargs)
-        except TypeError as exc:
-            raise DataError(f"--dropout/--arch-args do not fit architecture {recipe.arch!r}: {exc}") from None
-        if recipe.swa_start and has_batch_norm(model):
-            raise DataError(f"--swa-start: {recipe.arch!r} has batch normalization, and this SWA "
-                            "does no statistics pass for the averaged weights; use it without BN")
-        if recipe.init:
-            recipe.init_sha256 = file_sha256(recipe.init)
-            _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
-            model.set_weights(keras.models.load_model(recipe.init, compile=False).get_weights())
-            print(f"starting from the weights of {recipe.init}", flush=True)
-        _compile(model, recipe, steps)
-        print(f"training {recipe.arch} ({model.count_params():,} parameters) on "
-              f"{len(train)} images for {recipe.epochs} epochs, {steps} steps each", flush=True)
+        _compile(model, recipe, steps, lr_now, (recipe.epochs - start) * steps)
+        print(f"learning rate: cosine from {lr_now:.3g} after epoch {start} to 0 at "
+              f"epoch {recipe.epochs}", flush=True)
+    print(f"resuming {out} at epoch {start + 1}/{recipe.epochs}", flush=True)
+    return model, start, history
 
-    if start < recipe.epochs:
-        targets = None
-        if recipe.teachers:
-            cache = out / "teacher_targets.npy"
-            if cache.is_file():
-                targets = np.load(cache)
-            else:
-                print(f"teacher targets from {recipe.teachers} ...", flush=True)
-                soft = teacher_targets(recipe.teachers.split(","), train.x,
-                                       recipe.teacher_temperature)
-                np.save(cache, soft)
-                targets = soft
-            w = recipe.teacher_weight
-            targets = ((1 - w) * np.eye(7, dtype=np.float32)[train.y] + w * targets).astype(np.float32)
-        ds, vds = _datasets(recipe, train, val, targets)
-        swa = None
-        if recipe.swa_start:
-            n = json.loads((out / "state.json").read_text()).get("swa_n", 0) if args.resume else 0
-            swa = _SWA(out, val, n)
-        progress = _Progress(out, recipe, start, history, args.quiet, swa)
-        try:
-            model.fit(ds, validation_data=vds, epochs=recipe.epochs, initial_epoch=start,
-                      verbose=0, callbacks=[progress.callback])
-        except KeyboardInterrupt:
-            done = json.loads((out / "state.json").read_text())["epochs_done"] \
-                if (out / "state.json").is_file() else 0
-            print(f"interrupted; {done} epoch(s) saved in {out}, continue with --resume",
-                  file=sys.stderr)
-            return 130
 
+def build_model(out: Path, recipe: Recipe, steps: int, n_train: int):
+    """A new model of the recipe's architecture (from --init's weights if given), compiled."""
+    import keras
+
+    from fer_tools import archs
+
+    cfg_path = out / "config.json"
+    start = 0
+    _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
+    kwargs = json.loads(recipe.arch_args) if recipe.arch_args else {}
+    if recipe.dropout:
+        try:
+            kwargs["dropout"] = tuple(float(x) for x in recipe.dropout.split(","))
+        except ValueError:
+            raise DataError(f"--dropout must be comma-separated rates, got {recipe.dropout!r}") from None
+    try:
+        model = archs.build(recipe.arch, **kwargs)
+    except TypeError as exc:
+        raise DataError(f"--dropout/--arch-args do not fit architecture {recipe.arch!r}: {exc}") from None
+    if recipe.swa_start and has_batch_norm(model):
+        raise DataError(f"--swa-start: {recipe.arch!r} has batch normalization, and this SWA "
+                        "does no statistics pass for the averaged weights; use it without BN")
+    if recipe.init:
+        recipe.init_sha256 = file_sha256(recipe.init)
+        _atomic_write_text(cfg_path, json.dumps(asdict(recipe), indent=1))
+        model.set_weights(keras.models.load_model(recipe.init, compile=False).get_weights())
+        print(f"starting from the weights of {recipe.init}", flush=True)
+    _compile(model, recipe, steps)
+    print(f"training {recipe.arch} ({model.count_params():,} parameters) on "
+          f"{n_train} images for {recipe.epochs} epochs, {steps} steps each", flush=True)
+    return model, start, []
+
+
+def fit(args: argparse.Namespace, out: Path, recipe: Recipe, model, train, val, start: int,
+        history: list) -> int:
+    """Train from epoch ``start`` to the recipe's end, checkpointing every epoch; 130 when
+    interrupted (the epochs done are saved)."""
+    targets = None
+    if recipe.teachers:
+        cache = out / "teacher_targets.npy"
+        if cache.is_file():
+            targets = np.load(cache)
+        else:
+            print(f"teacher targets from {recipe.teachers} ...", flush=True)
+            soft = teacher_targets(recipe.teachers.split(","), train.x,
+                                   recipe.teacher_temperature)
+            np.save(cache, soft)
+            targets = soft
+        w = recipe.teacher_weight
+        targets = ((1 - w) * np.eye(7, dtype=np.float32)[train.y] + w * targets).astype(np.float32)
+    ds, vds = _datasets(recipe, train, val, targets)
+    swa = None
+    if recipe.swa_start:
+        n = json.loads((out / "state.json").read_text()).get("swa_n", 0) if args.resume else 0
+        swa = _SWA(out, val, n)
+    progress = _Progress(out, recipe, start, history, args.quiet, swa)
+    try:
+        model.fit(ds, validation_data=vds, epochs=recipe.epochs, initial_epoch=start,
+                  verbose=0, callbacks=[progress.callback])
+    except KeyboardInterrupt:
+        done = json.loads((out / "state.json").read_text())["epochs_done"] \
+            if (out / "state.json").is_file() else 0
+        print(f"interrupted; {done} epoch(s) saved in {out}, continue with --resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def select_and_save(keras, out: Path, recipe: Recipe, train, val, history: list) -> int:
+    """Choose the final model on PublicTest (validation): the best epoch, the weight
+    average, or the last epoch, each after re-estimating batch-norm statistics; save it
+    as model.keras with the curve."""
     best = keras.models.load_model(out / "best.keras", compile=False)
     final = float32_model(best)
     best_row = max(history, key=lambda h: h.get("val_accuracy", -1)) if history else {}
