@@ -46,6 +46,8 @@ class HealthState:
     mqtt: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
     # while results are written: the writer's status() ({"path", "records", "not_written"})
     output: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
+    # while the status endpoint runs: its connection counters (status.Counters)
+    status_server: Callable[[], dict] | None = field(default=None, repr=False, compare=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _thermal: dict | None = field(default=None, repr=False, compare=False)
     _thermal_at: float = field(default=0.0, repr=False, compare=False)
@@ -103,6 +105,7 @@ def snapshot(state: HealthState, fps: float, faces: int, frames: int,
         "room": state.room,
         "mqtt": state.mqtt() if state.mqtt is not None else None,
         "output": state.output() if state.output is not None else None,
+        "status_server": state.status_server() if state.status_server is not None else None,
         "temperature_c": th["temperature_c"],
         "throttled": th["throttled"],
     }
@@ -150,6 +153,15 @@ def prometheus(snap: dict) -> str:
         metric("output_not_written_total", "counter", "Frame records lost: the results file "
                "could not be written or opened (a full card?)",
                [("", snap["output"]["not_written"])])
+    if snap.get("status_server") is not None:
+        conns = snap["status_server"]
+        for key, help_ in (("served", "Requests the status endpoint answered"),
+                           ("refused", "Connections refused at once: too many open"),
+                           ("timed_out", "Connections closed: request or reply too slow"),
+                           ("evicted", "Idle connections closed to make room for new ones"),
+                           ("disconnected", "Clients gone before their reply was out"),
+                           ("too_large", "Requests refused: head over 8 KiB")):
+            metric(f"status_{key}_total", "counter", help_, [("", conns[key])])
     if snap["temperature_c"] is not None:
         metric("temperature_celsius", "gauge", "SoC temperature", [("", snap["temperature_c"])])
     thr = _throttled_int(snap["throttled"])

@@ -1,20 +1,33 @@
 """A local HTTP status endpoint: GET /status (JSON) and GET /metrics (Prometheus text).
 
 The figures are the health file's (health.HealthState.snapshot), read on each request
-from the loop's latest update. Standard library only (http.server): two read-only
-routes do not justify a web framework on a Pi. Bound to 127.0.0.1 unless configured;
-with a token, every request must carry it as ``Authorization: Bearer TOKEN`` (what
-Prometheus sends with ``authorization: credentials_file``). Plain HTTP: on an untrusted
-network put a TLS proxy in front.
+from the loop's latest update. Bound to 127.0.0.1 unless configured; with a token, every
+request must carry it as ``Authorization: Bearer TOKEN`` (what Prometheus sends with
+``authorization: credentials_file``). Plain HTTP: on an untrusted network put a TLS proxy
+in front.
+
+Built to hold up to a hostile network on a Pi: one thread and an asyncio loop serve every
+connection (a thousand idle clients cost kilobytes, not a thousand threads); the request
+must arrive whole within ``read_timeout_s`` and fit in ``MAX_HEAD`` bytes, the reply must
+go out within ``write_timeout_s``; at most ``max_connections`` are open at once, and a new
+one beyond that (256 by default) takes the place of the oldest that has not sent its request yet (a slow
+or silent client), or is refused at once with 503 when every open one is being answered.
+A client that goes away is counted and logged at debug level, never as a traceback.
+Hand-written on asyncio's streams (standard library): two read-only GET routes do not
+justify a web framework on a Pi, and http.server gives each connection a thread that
+waits without limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import itertools
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from dataclasses import dataclass, field
 
 from fer_pi import __version__
 from fer_pi.outputs.health import HealthState, prometheus
@@ -22,47 +35,45 @@ from fer_pi.outputs.health import HealthState, prometheus
 log = logging.getLogger(__name__)
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_HEAD = 8192  # request line and headers: a GET from a browser or Prometheus is < 1 KB
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+           405: "Method Not Allowed", 431: "Request Header Fields Too Large",
+           503: "Service Unavailable"}
+_DISCONNECTS = (ConnectionError, BrokenPipeError, asyncio.IncompleteReadError)
 
 
-def _handler(state: HealthState, token: str | None):
-    expected = f"Bearer {token}".encode() if token else None
+@dataclass
+class Counters:
+    """What happened to connections, for /metrics and the health file."""
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = f"fer-pi/{__version__}"
+    served: int = 0  # requests answered (any status)
+    refused: int = 0  # beyond max_connections with none to evict: 503 at once
+    timed_out: int = 0  # the request or the reply took longer than allowed
+    evicted: int = 0  # an idle connection closed to make room for a new one
+    disconnected: int = 0  # the client went away before its reply was out
+    too_large: int = 0  # a request head over MAX_HEAD
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            path = self.path.split("?", 1)[0].rstrip("/") or "/"
-            if expected is not None and not hmac.compare_digest(
-                    self.headers.get("Authorization", "").encode(), expected):
-                self._send(401, "application/json", '{"error": "unauthorized"}\n',
-                           {"WWW-Authenticate": 'Bearer realm="fer-pi"'})
-            elif path == "/status":
-                snap = state.snapshot()
-                snap["version"] = __version__
-                self._send(200, "application/json", json.dumps(snap, indent=1) + "\n")
-            elif path == "/metrics":
-                self._send(200, PROMETHEUS_TYPE, prometheus(state.snapshot()))
-            elif path == "/":
-                self._send(200, "application/json", '{"routes": ["/status", "/metrics"]}\n')
-            else:
-                self._send(404, "application/json", '{"error": "not found"}\n')
+    def add(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
 
-        def _send(self, code: int, ctype: str, body: str,
-                  headers: dict[str, str] | None = None) -> None:
-            data = body.encode()
-            self.send_response(code)
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(data)
+    def to_dict(self) -> dict:
+        with self.lock:
+            return {k: getattr(self, k) for k in ("served", "refused", "timed_out", "evicted",
+                                                  "disconnected", "too_large")}
 
-        def log_message(self, fmt: str, *args) -> None:
-            log.debug("status: %s " + fmt, self.address_string(), *args)
 
-    return Handler
+class _Conn:
+    """One open connection: whether its request is in yet (only those still waiting for
+    one may be evicted)."""
+
+    __slots__ = ("writer", "opened", "answering", "task")
+
+    def __init__(self, writer: asyncio.StreamWriter, task: asyncio.Task | None):
+        self.writer, self.task = writer, task
+        self.opened = time.monotonic()
+        self.answering = False
 
 
 class StatusServer:
@@ -70,50 +81,184 @@ class StatusServer:
     board matters more than its status page."""
 
     def __init__(self, host: str, port: int, state: HealthState, retry_max_s: float = 60.0,
-                 token: str | None = None):
+                 token: str | None = None, max_connections: int = 256,
+                 read_timeout_s: float = 5.0, write_timeout_s: float = 5.0):
         self.host, self.port, self.state, self.retry_max_s = host, port, state, retry_max_s
         self.token = token
-        self.httpd: ThreadingHTTPServer | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self.max_connections = max_connections
+        self.read_timeout_s, self.write_timeout_s = read_timeout_s, write_timeout_s
+        self.counters = Counters()
+        self._expected = f"Bearer {token}".encode() if token else None
+        self._conns: dict[int, _Conn] = {}  # insertion order: oldest first
+        self._keys = itertools.count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+        self.bound_port: int | None = None
+        state.status_server = self.counters.to_dict  # for /metrics and health
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._serve, name="status-http", daemon=True)
         self._thread.start()
 
-    def _serve(self) -> None:
-        delay = 1.0
-        while not self._stop.is_set():
+    def close(self) -> None:
+        self._closed.set()
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
             try:
-                httpd = ThreadingHTTPServer((self.host, self.port),
-                                            _handler(self.state, self.token))
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:  # the loop has ended already
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+
+    # -- the server thread -------------------------------------------------------------
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stopping = asyncio.Event()
+        if self._closed.is_set():
+            return
+        delay = 1.0
+        while True:
+            try:
+                server = await asyncio.start_server(self._accept, self.host, self.port,
+                                                    limit=MAX_HEAD, backlog=128)
+                break
             except OSError as exc:
                 log.error("status: cannot listen on %s:%d: %s; retrying in %.0f s", self.host,
                           self.port, exc.strerror or exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.retry_max_s)
-                continue
-            httpd.daemon_threads = True
-            with self._lock:  # close() either sees this server or stops it from serving
-                if self._stop.is_set():
-                    httpd.server_close()
-                    return
-                self.httpd = httpd
-            log.info("status: http://%s:%d/status and /metrics", self.host,
-                     httpd.server_address[1])
-            if self.token is None and not self.host.startswith(("127.", "localhost", "::1")):
-                log.warning("status: listening on %s with no token_file: anyone who can reach "
-                            "it can read it", self.host)
-            httpd.serve_forever(poll_interval=0.2)
-            httpd.server_close()
-            return
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    return  # closed while waiting
+                except TimeoutError:
+                    delay = min(delay * 2, self.retry_max_s)
+        self.bound_port = server.sockets[0].getsockname()[1]
+        log.info("status: http://%s:%d/status and /metrics", self.host, self.bound_port)
+        if self.token is None and not self.host.startswith(("127.", "localhost", "::1")):
+            log.warning("status: listening on %s with no token_file: anyone who can reach it "
+                        "can read it", self.host)
+        async with server:
+            await self._stopping.wait()
+            server.close()
+            tasks = [c.task for c in self._conns.values() if c.task is not None]
+            for conn in list(self._conns.values()):
+                conn.writer.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    def close(self) -> None:
-        with self._lock:
-            self._stop.set()
-            httpd = self.httpd
-        if httpd is not None:
-            httpd.shutdown()  # returns once serve_forever has ended
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._conns) >= self.max_connections and not self._evict_one():
+            self.counters.add("refused")
+            await self._refuse(writer)
+            return
+        key = next(self._keys)
+        conn = _Conn(writer, asyncio.current_task())
+        self._conns[key] = conn
+        try:
+            await self._handle(reader, writer, conn)
+        except asyncio.CancelledError:
+            pass  # evicted, or the server is stopping
+        finally:
+            self._conns.pop(key, None)
+            writer.close()
+
+    def _evict_one(self) -> bool:
+        """Close the oldest connection that has not sent its request: a slow or silent client
+        gives way to a new one, so a flood of idle connections cannot lock scrapers out."""
+        for key, conn in self._conns.items():
+            if not conn.answering:
+                self.counters.add("evicted")
+                del self._conns[key]
+                conn.writer.close()
+                if conn.task is not None:
+                    conn.task.cancel()
+                return True
+        return False
+
+    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                         b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            await asyncio.wait_for(writer.drain(), 1.0)
+        except (TimeoutError, *_DISCONNECTS):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      conn: _Conn) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.read_timeout_s)
+        except TimeoutError:
+            self.counters.add("timed_out")
+            log.debug("status: %s sent no whole request in %g s", peer, self.read_timeout_s)
+            return
+        except asyncio.LimitOverrunError:
+            self.counters.add("too_large")
+            conn.answering = True
+            await self._reply(writer, 431, "application/json",
+                              '{"error": "request head too large"}\n', peer=peer)
+            return
+        except _DISCONNECTS:
+            self.counters.add("disconnected")
+            log.debug("status: %s went away before its request was in", peer)
+            return
+        conn.answering = True
+        code, ctype, body, extra = self._route(head)
+        await self._reply(writer, code, ctype, body, extra, peer)
+
+    def _route(self, head: bytes) -> tuple[int, str, str, dict[str, str]]:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return 400, "application/json", '{"error": "bad request"}\n', {}
+        method, target = parts[0], parts[1]
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        if self._expected is not None and not hmac.compare_digest(
+                headers.get("authorization", "").encode("latin-1"), self._expected):
+            return (401, "application/json", '{"error": "unauthorized"}\n',
+                    {"WWW-Authenticate": 'Bearer realm="fer-pi"'})
+        if method != "GET":
+            return 405, "application/json", '{"error": "GET only"}\n', {"Allow": "GET"}
+        path = target.split("?", 1)[0].rstrip("/") or "/"
+        if path == "/status":
+            snap = self.state.snapshot()
+            snap["version"] = __version__
+            return 200, "application/json", json.dumps(snap, indent=1) + "\n", {}
+        if path == "/metrics":
+            return 200, PROMETHEUS_TYPE, prometheus(self.state.snapshot()), {}
+        if path == "/":
+            return 200, "application/json", '{"routes": ["/status", "/metrics"]}\n', {}
+        return 404, "application/json", '{"error": "not found"}\n', {}
+
+    async def _reply(self, writer: asyncio.StreamWriter, code: int, ctype: str, body: str,
+                     extra: dict[str, str] | None = None, peer=None) -> None:
+        data = body.encode()
+        head = [f"HTTP/1.0 {code} {REASONS.get(code, '')}", f"Server: fer-pi/{__version__}",
+                f"Content-Type: {ctype}", f"Content-Length: {len(data)}",
+                "Cache-Control: no-store", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        try:
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
+            await asyncio.wait_for(writer.drain(), self.write_timeout_s)
+            self.counters.add("served")
+        except TimeoutError:
+            self.counters.add("timed_out")
+            log.debug("status: %s did not take its reply in %g s", peer, self.write_timeout_s)
+        except _DISCONNECTS as exc:
+            self.counters.add("disconnected")
+            log.debug("status: %s went away during its reply (%s)", peer, type(exc).__name__)
