@@ -118,16 +118,16 @@ def camera_batch(x: np.ndarray, seed: int, prep: FacePrep, aug: CameraAug,
 
 
 def measure_framing(x: np.ndarray, n: int = 600, seed: int = 0,
-                    face_px: int = 96) -> dict:
+                    face_px: int = 96, cascade: str = "frontalface_default") -> dict:
     """Where the device's Haar detector puts its box on FER2013 faces.
 
     Each face is scaled to ``face_px`` and placed (mirrored at its borders) in a frame
     three times its size; the default cascade runs as the device runs it. Returns the
     median box side and centre offset in face sides, their spread, how many faces were
     found, and the FacePrep that cuts such a box back to the training framing."""
-    from fer_pi.vision.detect import HaarDetector
+    from fer_pi.vision.detect import HaarDetector, find_cascade
 
-    det = HaarDetector(min_size=48)
+    det = HaarDetector(min_size=48, cascade=find_cascade(f"haarcascade_{cascade}.xml"))
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(x), size=min(n, len(x)), replace=False)
     ratios, dxs, dys = [], [], []
@@ -149,7 +149,8 @@ def measure_framing(x: np.ndarray, n: int = 600, seed: int = 0,
                          "the framing")
     ratio, dy = float(np.median(ratios)), float(np.median(dys))
     prep = FacePrep(scale=1.0 / ratio, shift_y=-dy / ratio, equalize=True)
-    return {"faces": len(idx), "found": len(ratios), "box_side": round(ratio, 4),
+    return {"cascade": cascade, "faces": len(idx), "found": len(ratios),
+            "box_side": round(ratio, 4),
             "box_dx": round(float(np.median(dxs)), 4), "box_dy": round(dy, 4),
             "box_side_iqr": [round(float(q), 4) for q in np.percentile(ratios, [25, 75])],
             "prep": prep.to_metadata()}

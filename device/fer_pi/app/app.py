@@ -23,6 +23,7 @@ from fer_pi.outputs.health import HealthState, HealthWriter
 from fer_pi.outputs.notify import Notifier
 from fer_pi.outputs.results import OutputError
 from fer_pi.vision.classify import Classifier
+from fer_pi.vision.detect import scan_width
 from fer_pi.vision.modelfile import resolve_model
 from fer_pi.vision.pipeline import Pipeline, RunStats, build, run
 
@@ -42,7 +43,8 @@ class App:
         self.classifier = Classifier(self.model_path, threads=cfg.model.threads,
                                      flip_tta=cfg.model.flip_tta)
         self.labels = self.classifier.info.labels
-        self.pipeline: Pipeline = build(cfg, self.classifier)
+        # a camera's frames: the whole-frame scan on its own thread (detect.scan_thread auto)
+        self.pipeline: Pipeline = build(cfg, self.classifier, live=bool(cfg.source.camera))
         self.stop = threading.Event()
         self.state = HealthState(model=self.classifier.info.name)
         self.health = Health(self.state, HealthWriter(cfg.health.state_file,
@@ -76,6 +78,7 @@ class App:
         """Everything, in the order it can fail soonest and costs least to undo; each piece
         is registered to stop as soon as it has started."""
         cfg, sinks = self.cfg, []
+        stack.callback(self.pipeline.close)  # the scan thread, last of all
         o = cfg.output
         if o.path:
             from fer_pi.outputs.results import ResultWriter
@@ -130,7 +133,8 @@ class App:
         from fer_pi.sources import ResilientSource, source_from_config
         from fer_pi.sources.hours import Hours
 
-        s, dw = self.cfg.source, self.cfg.detect.detect_width
+        s = self.cfg.source
+        dw = scan_width(s.width, self.cfg.detect)  # the Pi camera's small detection stream
         if s.camera:
             source = ResilientSource(lambda: source_from_config(s, dw), self.stop,
                                      s.reconnect_max_s, self._wait, hours=Hours.parse(s.hours))

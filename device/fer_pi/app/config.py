@@ -72,15 +72,35 @@ class DetectConfig:
                                   flag="--scale-factor")
     min_neighbors: int = setting(5, "Haar neighbours needed to keep a face (higher: fewer "
                                  "false faces)", 0, 50, flag="--min-neighbors")
-    min_size: int = setting(48, "smallest face, in frame pixels", 16, 4096, flag="--min-size")
+    min_size: int = setting(32, "smallest face, in frame pixels (also how far the frame is "
+                            "shrunk before a scan, with detect_width -1)", 16, 4096,
+                            flag="--min-size")
     max_size: int = setting(0, "largest face, in frame pixels (0: no limit); a limit drops "
                             "giant false faces on plain walls and saves detection time",
                             0, 8192, flag="--max-size")
     max_faces: int = setting(8, "most faces classified and shown per frame (largest first)",
                              1, 64, flag="--max-faces")
-    detect_width: int = setting(480, "detect on a copy scaled down to this width (0: full "
-                                "size); the crops still come from the full frame", 0, 4096,
+    detect_width: int = setting(-1, "scan for faces on a copy scaled down to this width (-1: "
+                                "as small as detect.min_size allows, a face of min_size "
+                                "pixels just filling the cascade's 24-pixel window; 0: full "
+                                "size); the crops still come from the full frame", -1, 4096,
                                 flag="--detect-width")
+    cascade: str = setting("frontalface_alt2", "OpenCV's Haar cascade that scans for faces "
+                           "(the other one checks each new face): frontalface_alt2 (on "
+                           "composed scenes 9 times fewer false faces than frontalface_default "
+                           "and as many found), or frontalface_default",
+                           choices=("frontalface_default", "frontalface_alt2"))
+    scan_every: int = setting(6, "scan the whole frame for new faces every N frames; in between "
+                              "each face already found is found again in a small window "
+                              "around it (a fraction of a scan's cost)", 1, 300,
+                              flag="--scan-every")
+    confirm_frames: int = setting(3, "a new face is shown (board, results, MQTT) only once it "
+                                  "was found in this many frames: a false face seen once "
+                                  "never reaches them", 1, 30, flag="--confirm-frames")
+    scan_thread: str = setting("auto", "run the whole-frame scan on a thread of its own, so a "
+                               "slow scan never stalls the board or the camera: 'auto' for "
+                               "cameras (not for files, whose results stay the same run after "
+                               "run), 'on', 'off'", choices=("auto", "on", "off"))
     margin: float = setting(-1.0, "crop margin around the face box, fraction of its size on "
                             "each side (-1: the model's own, from its metadata: how its "
                             "training faces were framed)", -1.0, 1.0)
@@ -168,8 +188,9 @@ class TrackConfig:
                             flag="--no-track", flag_value=False)
     detect_every: int = setting(2, "run the face detector every N frames; in between the "
                                 "tracker predicts the boxes", 1, 30, flag="--detect-every")
-    max_missed: int = setting(10, "frames a face may go undetected and keep its ID", 0, 300)
-    max_distance: float = setting(1.0, "largest jump between frames, in face widths, that "
+    max_missed: int = setting(60, "frames a face may go unseen (behind another one walking "
+                              "past) and keep its ID", 0, 300)
+    max_distance: float = setting(2.0, "largest jump between sightings, in face widths, that "
                                   "still counts as the same face", 0.1, 5.0)
 
 

@@ -58,8 +58,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-track", action="store_true", help="no tracking and smoothing")
     p.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
                    help="one inference per face instead of the face and its mirror")
-    p.add_argument("--stage", choices=["pipeline", "infer"], default="pipeline",
-                   help="'infer' times the model alone on random and real face crops")
+    p.add_argument("--stage", choices=["pipeline", "infer", "detect"], default="pipeline",
+                   help="'infer' times the model alone on random and real face crops; 'detect' "
+                   "measures face finding against ground truth (composed scenes: recall by "
+                   "face size, false faces, ID switches; see fer_pi.devtools.detbench)")
+    p.add_argument("--scenes", type=int, default=200, help="--stage detect: still scenes")
+    p.add_argument("--clips", type=int, default=3, help="--stage detect: moving-faces clips of "
+                   "10 s each (played at camera rate, the scan on its thread)")
     p.add_argument("--config", help="TOML settings to start from (as fer-pi's)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--output", help="also write the JSON to this file (finished runs are kept "
@@ -152,11 +157,50 @@ def table(report: dict, title: str = "") -> str:
     return "\n".join(lines)
 
 
+def run_detect(args) -> dict:
+    from fer_pi.devtools import detbench
+
+    cfg = Config()
+    if args.config:
+        from fer_pi.app.config import load_file
+
+        cfg = load_file(args.config)
+    model = resolve_model(args.model.split(",")[0].strip())
+    threads = _int_list(args.threads, "threads", 1, 64)[0]
+    return {"schema": SCHEMA, "stage": "detect", "machine": machine.describe(),
+            "threads": threads, **detbench.run(cfg, model, args.scenes, args.clips,
+                                               threads=threads)}
+
+
+def detect_table(r: dict) -> str:
+    m, st, cl = r["machine"], r["stills"], r["clips"]
+    lines = [f"{m['pi_model'] or m['cpu']}, {m['cores']} cores; faces from {r['faces_from']}; "
+             f"{r['settings']}",
+             f"  stills ({st['frames']} frames, {st['faces']} faces): recall by face width "
+             + ", ".join(f"{k} px {v:.3f}" for k, v in st["recall_by_width"].items()
+                         if v is not None)
+             + f"; false faces {st['false_per_frame']:.3f} a frame; scan {st['wall_ms']['mean']:.1f} "
+             f"ms wall, {st['cpu_ms']['mean']:.1f} ms CPU",
+             f"  clips ({cl['clips']} x {cl['frames'] // max(1, cl['clips'])} frames, "
+             f"{cl['visible_faces']} visible faces): recall {cl['recall']:.3f}; false faces "
+             f"shown {cl['false_shown_per_frame']:.4f} a frame; ID switches "
+             f"{cl['id_switches_per_face_minute']:.2f} and fragments "
+             f"{cl['fragments_per_face_minute']:.2f} a face-minute; {cl['wall_ms_mean']:.1f} ms "
+             f"wall, {cl['cpu_ms_mean']:.1f} ms CPU a frame"]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         if args.resume and (args.remote or not args.output):
             raise BenchError("--resume needs --output (the sweep to continue) and no --remote")
+        if args.stage == "detect":
+            result = run_detect(args)
+            if args.output:
+                Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+            print(json.dumps(result, indent=1) if args.json else detect_table(result))
+            return 0
         if args.remote:
             transport = LocalTransport() if args.remote == "local" else \
                 SSHTransport(args.remote, args.ssh_config)

@@ -77,10 +77,13 @@ def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> P
 def open_bench_source(args, cfg: Config):
     from fer_pi.sources import open_source
 
-    if args.camera:  # the config's detect_width sizes the Pi camera's detection stream, and
-        # its source.rotate turns a camera mounted upside down, as on the appliance
+    if args.camera:  # the [detect] settings size the Pi camera's detection stream, and
+        # source.rotate turns a camera mounted upside down, as on the appliance
+        from fer_pi.vision.detect import scan_width
+
         return open_source(camera=args.camera, width=args.width, height=args.height,
-                           detect_width=cfg.detect.detect_width, rotate=cfg.source.rotate)
+                           detect_width=scan_width(args.width, cfg.detect),
+                           rotate=cfg.source.rotate)
     video = args.video or str(generated_clip(args.faces, args.width, args.height))
     return open_source(video=video, loop=True)
 
@@ -93,7 +96,7 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
                   track=replace(cfg.track, detect_every=every,
                                 enabled=cfg.track.enabled and not args.no_track))
     classifier = Classifier(model, threads=threads, flip_tta=cfg.model.flip_tta)
-    pipeline = build(cfg, classifier)
+    pipeline = build(cfg, classifier, live=bool(args.camera))  # a camera scans on a thread
     show = None
     if not args.headless:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -106,11 +109,14 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
     try:
         if args.warmup:  # max_frames=0 would mean "until the source ends": never, on a loop
             run(source, pipeline, show=show, max_frames=args.warmup)
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         run(source, pipeline, sinks=[timed.append], show=show, max_frames=args.frames)
-        wall = time.perf_counter() - start
+        # CPU time of the whole process (user + system, every thread): what a Pi's cores
+        # must give, whatever the wall clock of this machine says
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
     finally:
         source.close()
+        pipeline.close()
     if not timed:
         raise BenchError("the source gave no frames")
     stages: dict[str, list[float]] = {}
@@ -131,6 +137,8 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
         "runtime": classifier.runtime, "frames": len(timed),
         "faces_per_frame": round(sum(len(r.faces) for r in timed) / len(timed), 3),
         "fps": round(len(timed) / wall, 2),
+        "wall_ms_per_frame": round(1e3 * wall / len(timed), 3),
+        "cpu_ms_per_frame": round(1e3 * cpu / len(timed), 3),
         "stages": {k: percentiles(stages[k]) for k in STAGE_ORDER if k in stages},
     }
 

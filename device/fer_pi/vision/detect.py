@@ -50,13 +50,42 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return gray
 
 
+# OpenCV's frontal-face cascade looks at 24x24 windows: a face must be at least this many
+# pixels wide in the picture the cascade scans
+CASCADE_WINDOW = 24
+
+
+def scan_scale(width: int, min_size: int, detect_width: int = -1) -> float:
+    """How much to shrink a frame before the full scan: -1 (auto) as much as the smallest
+    face wanted allows (a face of ``min_size`` frame pixels must still fill the cascade's
+    window); 0 not at all; N to N pixels wide."""
+    if detect_width == 0 or width <= 0:
+        return 1.0
+    if detect_width < 0:
+        return min(1.0, CASCADE_WINDOW / max(1, min_size))
+    return min(1.0, detect_width / width)
+
+
+def scan_width(width: int, d) -> int:
+    """The width a camera should make its small detection copy for the [detect] settings
+    (0: no copy, the scan runs at full size)."""
+    scale = scan_scale(width, d.min_size, d.detect_width)
+    return round(width * scale) if scale < 1.0 else 0
+
+
 class HaarDetector:
-    """OpenCV's frontal-face cascade; boxes come back in full-frame coordinates, largest first."""
+    """OpenCV's frontal-face cascade; boxes come back in full-frame coordinates, largest first.
+
+    ``detect`` scans a whole frame (shrunk as far as ``min_size`` allows); ``detect_near``
+    looks again for a face already known, in a small window around where it should be,
+    at a scale where it is about twice the cascade's window: a fraction of a full scan's
+    cost, so every known face can be found again in every frame."""
 
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 48,
                  max_faces: int = 8, detect_width: int = 0, cascade: Path | None = None,
                  max_size: int = 0):
         path = cascade or find_cascade()
+        self.path = path
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise DetectorError(f"Haar cascade could not be loaded: {path}")
@@ -64,11 +93,26 @@ class HaarDetector:
         self.min_size, self.max_faces, self.detect_width = min_size, max_faces, detect_width
         self.max_size = max_size  # 0: no limit
 
+    @classmethod
+    def from_config(cls, d) -> HaarDetector:
+        """The detector a [detect] section (app.config.DetectConfig) describes."""
+        return cls(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces, d.detect_width,
+                   cascade=find_cascade(f"haarcascade_{d.cascade}.xml"), max_size=d.max_size)
+
+    def clone(self) -> HaarDetector:
+        """The same detector with a cascade of its own: a CascadeClassifier must not be used
+        by two threads at once (it keeps per-scan state; shared, scans fail or crash)."""
+        return HaarDetector(self.scale_factor, self.min_neighbors, self.min_size,
+                            self.max_faces, self.detect_width, self.path, self.max_size)
+
+    def scale_for(self, width: int) -> float:
+        return scan_scale(width, self.min_size, self.detect_width)
+
     def detect(self, gray: np.ndarray) -> list[FaceBox]:
         h, w = gray.shape[:2]
-        if self.detect_width and w > self.detect_width:
-            scale = self.detect_width / w
-            small = cv2.resize(gray, (self.detect_width, max(1, round(h * scale))),
+        scale = self.scale_for(w)
+        if scale < 1.0:
+            small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA)
             return self.detect_scaled(small, scale)
         return self.detect_scaled(gray, 1.0)
@@ -76,7 +120,7 @@ class HaarDetector:
     def detect_scaled(self, small: np.ndarray, scale: float) -> list[FaceBox]:
         """Detect on ``small``, a copy of the frame scaled by ``scale``; boxes in frame pixels."""
         small = cv2.equalizeHist(np.ascontiguousarray(small))
-        min_px = max(8, round(self.min_size * scale))
+        min_px = max(CASCADE_WINDOW, round(self.min_size * scale))
         # a largest size also ends the pyramid early: fewer levels, less time
         max_px = max(min_px, round(self.max_size * scale)) if self.max_size else 0
         rects = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
@@ -88,3 +132,36 @@ class HaarDetector:
         ]
         boxes.sort(key=lambda b: b.w * b.h, reverse=True)
         return boxes[: self.max_faces]
+
+    def detect_near(self, gray: np.ndarray, expected: FaceBox, reach: float = 0.6,
+                    min_neighbors: int | None = None) -> FaceBox | None:
+        """The face nearest ``expected`` within ``reach`` of its size around it, between
+        0.7 and 1.45 times its size; None if the cascade finds none there."""
+        h, w = gray.shape[:2]
+        side = max(expected.w, expected.h, 1)
+        m = side * reach
+        x0, y0 = max(0, int(expected.x - m)), max(0, int(expected.y - m))
+        x1, y1 = min(w, int(expected.x + side + m)), min(h, int(expected.y + side + m))
+        if x1 - x0 < CASCADE_WINDOW or y1 - y0 < CASCADE_WINDOW:
+            return None
+        # the face about 2 windows wide: enough detail to find it, few pixels to scan
+        scale = min(1.0, 2.0 * CASCADE_WINDOW / side)
+        roi = gray[y0:y1, x0:x1]
+        if scale < 1.0:
+            roi = cv2.resize(roi, (max(1, round((x1 - x0) * scale)),
+                                   max(1, round((y1 - y0) * scale))), interpolation=cv2.INTER_AREA)
+        roi = cv2.equalizeHist(np.ascontiguousarray(roi))
+        lo = max(CASCADE_WINDOW, int(side * scale * 0.7))
+        hi = max(lo + 1, int(side * scale * 1.45))
+        rects = self.cascade.detectMultiScale(
+            roi, scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors if min_neighbors is None else min_neighbors,
+            minSize=(lo, lo), maxSize=(hi, hi))
+        if not len(rects):
+            return None
+        ex, ey = expected.center
+        best = min(rects, key=lambda r: (x0 + (r[0] + r[2] / 2) / scale - ex) ** 2
+                   + (y0 + (r[1] + r[3] / 2) / scale - ey) ** 2)
+        x, y, bw, bh = best
+        return FaceBox(round(x0 + x / scale), round(y0 + y / scale), round(bw / scale),
+                       round(bh / scale))

@@ -7,12 +7,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fer_pi.app.config import Config
 from fer_pi.sources import FrameSource
 from fer_pi.vision.classify import Classifier
 from fer_pi.vision.detect import HaarDetector, to_gray
+from fer_pi.vision.find import FaceFinder, scan, verified
 from fer_pi.vision.prepare import FacePrep
 from fer_pi.vision.schema import Face, Frame, FrameResult
 from fer_pi.vision.smooth import Smoother
@@ -22,44 +23,40 @@ log = logging.getLogger(__name__)
 
 
 class Pipeline:
-    """Detect (every ``detect_every`` frames), track, crop, classify, smooth.
+    """Find faces, crop, classify, smooth.
 
-    Tracker and smoother are optional: without them each frame stands alone. On
-    frames without detection the tracker's predicted boxes are classified, so
-    labels stay live while Haar, the costliest stage, rests.
+    With a tracker, faces are found by a FaceFinder (a whole-frame scan every few frames,
+    each known face found again near where it was in between, new faces confirmed before
+    they are shown); without one, every frame is scanned and stands alone.
     """
 
     def __init__(self, detector: HaarDetector, classifier: Classifier,
                  prep: FacePrep | None = None, tracker: Tracker | None = None,
-                 smoother: Smoother | None = None, detect_every: int = 1):
+                 smoother: Smoother | None = None, detect_every: int = 1,
+                 finder: FaceFinder | None = None, verifier: HaarDetector | None = None):
         # the model's own preparation unless the caller gives one (a setting overrode it)
         self.detector, self.classifier = detector, classifier
         self.prep = prep if prep is not None else classifier.info.face
-        self.tracker, self.smoother = tracker, smoother
-        self.detect_every = max(1, detect_every)
-        self._count = 0
+        self.tracker, self.smoother, self.verifier = tracker, smoother, verifier
+        if tracker is not None and finder is None:
+            finder = FaceFinder(detector, tracker, verifier, scan_every=detect_every,
+                                detect_every=detect_every, confirm_frames=1)
+        self.finder = finder
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
         gray = to_gray(frame.image)
-        tr = self.tracker
-        detect_now = tr is None or self._count % self.detect_every == 0 or not tr.tracks
-        self._count += 1
-        if not detect_now:
-            boxes = []
-        elif frame.detect_gray is not None:  # the camera made a small copy for us
-            small = frame.detect_gray
-            boxes = self.detector.detect_scaled(small, small.shape[1] / gray.shape[1])
-        else:
-            boxes = self.detector.detect(gray)
-        t1 = time.perf_counter()
         ids: list[int | None]
-        if tr is not None:
-            pairs = tr.update(boxes, frame.index) if detect_now else tr.predict(frame.index)
+        if self.finder is not None:
+            pairs, detected = self.finder.find(gray, frame.index, frame.detect_gray)
             ids, boxes = [t.id for t, _ in pairs], [b for _, b in pairs]
         else:
+            detected = True
+            boxes = scan(self.detector, gray, frame.detect_gray)
+            if self.verifier is not None:
+                boxes = [b for b in boxes if verified(self.verifier, gray, b)]
             ids = [None] * len(boxes)
-        t2 = time.perf_counter()
+        t1 = t2 = time.perf_counter()
         crops = [self.prep.crop(gray, b, self.classifier.input_size) for b in boxes]
         t3 = time.perf_counter()
         preds = self.classifier.classify(crops)
@@ -71,16 +68,21 @@ class Pipeline:
                 faces.append(Face(box, pred, tid, sm.probs, sm.shown, sm.held_s))
             else:
                 faces.append(Face(box, pred, tid))
-        if self.smoother is not None and tr is not None and detect_now:
-            self.smoother.forget({t.id for t in tr.tracks})
+        if self.smoother is not None and self.tracker is not None and detected:
+            self.smoother.forget({t.id for t in self.tracker.tracks})
         t5 = time.perf_counter()
         timings = {"detect": (t1 - t0) * 1e3, "preprocess": (t3 - t2) * 1e3,
                    "infer": (t4 - t3) * 1e3}
-        if tr is not None:
-            timings["track"] = (t2 - t1) * 1e3
+        if self.finder is not None:  # its scans and refinds, then the tracker's matching
+            timings.update(self.finder.last_ms)
         if self.smoother is not None:
             timings["smooth"] = (t5 - t4) * 1e3
-        return FrameResult(frame, tuple(faces), timings, detected=detect_now)
+        return FrameResult(frame, tuple(faces), timings, detected=detected)
+
+    def close(self) -> None:
+        """Stop the scan thread, if there is one."""
+        if self.finder is not None:
+            self.finder.close()
 
 
 @dataclass
@@ -157,24 +159,33 @@ def run(source: FrameSource, pipeline: Pipeline, sinks: Sequence[Sink] = (),
     return stats
 
 
-def build(cfg: Config, classifier: Classifier | None = None) -> Pipeline:
-    """The pipeline the settings describe; the caller may pass a classifier it already built."""
+def build(cfg: Config, classifier: Classifier | None = None, live: bool = False) -> Pipeline:
+    """The pipeline the settings describe; the caller may pass a classifier it already built.
+    ``live``: frames come from a camera (detect.scan_thread 'auto' then scans on a thread)."""
     from fer_pi.vision.modelfile import resolve_model
 
     d = cfg.detect
-    detector = HaarDetector(d.scale_factor, d.min_neighbors, d.min_size, d.max_faces,
-                            d.detect_width, max_size=d.max_size)
+    detector = HaarDetector.from_config(d)
+    verifier = HaarDetector.from_config(replace(d, cascade=VERIFIER[d.cascade]))
     if classifier is None:
         classifier = Classifier(resolve_model(cfg.model.path), threads=cfg.model.threads,
                                 flip_tta=cfg.model.flip_tta)
-    tracker = smoother = None
+    tracker = smoother = finder = None
     if cfg.track.enabled:
         t = cfg.track
         tracker = Tracker(TrackerSettings(max_missed=t.max_missed, max_distance=t.max_distance))
+        threaded = d.scan_thread == "on" or (d.scan_thread == "auto" and live)
+        finder = FaceFinder(detector, tracker, verifier, scan_every=d.scan_every,
+                            detect_every=t.detect_every, confirm_frames=d.confirm_frames,
+                            threaded=threaded)
         if cfg.smooth.enabled:
             smoother = Smoother(classifier.info.labels, cfg.smooth.settings())
     return Pipeline(detector, classifier, face_prep(cfg, classifier), tracker, smoother,
-                    cfg.track.detect_every if tracker else 1)
+                    finder=finder, verifier=verifier)
+
+
+# each scanning cascade is checked by the other: they rarely share a false face
+VERIFIER = {"frontalface_alt2": "frontalface_default", "frontalface_default": "frontalface_alt2"}
 
 
 def face_prep(cfg: Config, classifier: Classifier) -> FacePrep:

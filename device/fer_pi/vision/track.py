@@ -35,7 +35,10 @@ class Track:
 
     def predicted(self, frames_ahead: int = 1) -> FaceBox:
         b = self.box
-        s = max(1.0, b.w + self.vs * frames_ahead)
+        # a size that changes is followed for a couple of frames only: a face half hidden
+        # shrinks its box for a moment, and extrapolating that over a longer gap would
+        # shrink the prediction to nothing and lose the face when it comes out again
+        s = max(1.0, b.w + self.vs * min(frames_ahead, 2))
         cx = b.x + b.w / 2 + self.vx * frames_ahead
         cy = b.y + b.h / 2 + self.vy * frames_ahead
         return FaceBox(round(cx - s / 2), round(cy - s / 2), round(s), round(s * b.h / max(1, b.w)))
