@@ -45,7 +45,7 @@ ALL_STAGES = {"capture", "detect", "track", "preprocess", "infer", "infer_per_fa
 
 
 def test_pipeline_json_reports_every_stage(tmp_path):
-    proc = bench("--json", "--frames", "12", "--warmup", "3", "--threads", "1,2",
+    proc = bench("--json", "--frames", "12", "--warmup", "10", "--threads", "1,2",
                  "--detect-every", "1,3", "--faces", "2", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(proc.stdout)

@@ -10,11 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_pi.app.config import Config, ConfigError
+from fer_pi.app.config import Config, ConfigError, DetectConfig
 from fer_pi.devtools.synth import Placement, compose
 from fer_pi.sources import PiCamera, SourceError, make_source
 from fer_pi.vision.detect import HaarDetector, to_gray
 from fer_pi.vision.pipeline import build
+
+# faces shown from their first sighting: these tests are about where the camera's pixels go
+SHOW_AT_ONCE = Config(detect=DetectConfig(confirm_frames=1))
 
 
 class FakePicamera2:
@@ -97,7 +100,7 @@ def test_two_streams_and_detection_on_lores(fake_picamera2):
     assert isinstance(cam, PiCamera)
     cam.open()
     assert cam.lores_size == (480, 360)
-    pipeline = build(Config())
+    pipeline = build(SHOW_AT_ONCE)
     reference = HaarDetector()
     for _ in range(5):
         frame = cam.read()
@@ -114,7 +117,7 @@ def test_no_lores_when_not_downscaling(fake_picamera2):
     cam.open()
     frame = cam.read()
     assert cam.lores_size is None and frame.detect_gray is None
-    assert len(build(Config()).process(frame).faces) == 1
+    assert len(build(SHOW_AT_ONCE).process(frame).faces) == 1
 
 
 def test_camera_absent_is_a_source_error(fake_picamera2):
@@ -199,7 +202,7 @@ def test_a_camera_mounted_turned_finds_faces_once_rotate_turns_it_back(fake_pica
     raw.close()
     cam = make_source("picam", width=640, height=480, detect_width=480, rotate=degrees)
     cam.open()
-    pipeline = build(Config())
+    pipeline = build(SHOW_AT_ONCE)
     for i in range(3):
         frame = cam.read()
         assert np.array_equal(frame.image, upright[i])

@@ -92,7 +92,9 @@ def test_headless_output_schema_and_determinism(clips, tmp_path, suffix):
     outs = []
     for i in range(2):
         out = tmp_path / f"run{i}{suffix}"
-        proc = run_cli("--video", str(clips["two"]), "--headless", "--output", str(out))
+        # faces shown from the first frame (no confirmation delay): every record has both
+        proc = run_cli("--video", str(clips["two"]), "--headless", "--output", str(out),
+                       "--confirm-frames", "1")
         assert proc.returncode == 0, proc.stderr
         outs.append(out.read_text())
     assert outs[0] == outs[1], "two runs on the same clip must write identical results"
@@ -154,7 +156,7 @@ def test_max_size_below_min_size_is_refused():
     from fer_pi.app.config import ConfigError, from_dict
 
     with pytest.raises(ConfigError, match="detect.max_size = 40 is below detect.min_size"):
-        from_dict({"detect": {"max_size": 40}})
+        from_dict({"detect": {"max_size": 40, "min_size": 48}})
 
 
 def test_a_wall_clock_step_bends_no_duration(clips):

@@ -35,9 +35,12 @@ class App:
     (and checked) when the App is made."""
 
     def __init__(self, cfg: cfgmod.Config, demo: bool = False):
-        if cfg.source.images and cfg.track.detect_every > 1:
-            # stills are unrelated pictures: predicting boxes from one into the next is wrong
-            cfg = replace(cfg, track=replace(cfg.track, detect_every=1))
+        if cfg.source.images:
+            # stills are unrelated pictures: each is scanned whole, and its faces shown at
+            # once (predicting boxes from one into the next, or waiting for a second
+            # sighting, would be wrong)
+            cfg = replace(cfg, track=replace(cfg.track, detect_every=1),
+                          detect=replace(cfg.detect, scan_every=1, confirm_frames=1))
         self.cfg, self.demo = cfg, demo
         self.model_path = resolve_model(cfg.model.path)
         self.classifier = Classifier(self.model_path, threads=cfg.model.threads,

@@ -31,7 +31,7 @@ class IdlePacer:
 
     def wait_s(self, result: FrameResult) -> float:
         now = self.clock()
-        if result.faces:
+        if result.faces or result.candidates:  # a face not yet confirmed wakes it too
             self._last_face = now
         idle = self.period > 0 and now - self._last_face >= self.after_s
         if idle != self.idle:

@@ -116,6 +116,7 @@ class FaceFinder:
         self._confirmed: set[int] = set()
         self._verified: set[int] = set()
         self.last_ms: dict[str, float] = {}  # the last find's time: detect, track
+        self.candidates = 0  # tracks of the last frame waiting to be confirmed
 
     def find(self, gray: np.ndarray, index: int,
              small: np.ndarray | None = None) -> tuple[list[tuple[Track, FaceBox]], bool]:
@@ -136,13 +137,16 @@ class FaceFinder:
                 found = done[1]
             if scan_due and self.worker.idle:
                 self.worker.submit(gray, small, index)
+        # known faces are found again every detect_every frames; a new one every frame until
+        # it is confirmed, so it is shown after confirm_frames frames, not that many refinds
         refind = n % self.detect_every == 0
         near: list[FaceBox] = []
-        if refind:
-            for t in tr.tracks:
+        for t in tr.tracks:
+            if refind or t.id not in self._confirmed:
                 box = self.detector.detect_near(gray, t.predicted(max(1, index - t.last_frame)))
                 if box is not None and not _overlaps(box, near):
                     near.append(box)
+        refind = refind or bool(near)
         t1 = time.perf_counter()
         if not refind and not found:
             pairs = tr.predict(index)
@@ -170,6 +174,7 @@ class FaceFinder:
         if drop:
             self.tracker.tracks = [t for t in self.tracker.tracks if t.id not in drop]
         live = {t.id for t in self.tracker.tracks}
+        self.candidates = len(live - self._confirmed)
         self._confirmed &= live
         self._verified &= live
         return out

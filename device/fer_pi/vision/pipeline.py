@@ -77,7 +77,8 @@ class Pipeline:
             timings.update(self.finder.last_ms)
         if self.smoother is not None:
             timings["smooth"] = (t5 - t4) * 1e3
-        return FrameResult(frame, tuple(faces), timings, detected=detected)
+        return FrameResult(frame, tuple(faces), timings, detected=detected,
+                           candidates=self.finder.candidates if self.finder else 0)
 
     def close(self) -> None:
         """Stop the scan thread, if there is one."""

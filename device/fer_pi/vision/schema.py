@@ -108,3 +108,5 @@ class FrameResult:
     faces: tuple[Face, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
     detected: bool = True  # False where boxes are the tracker's predictions
+    # faces found but not shown yet (not confirmed): enough to wake an idle loop
+    candidates: int = 0
