@@ -377,3 +377,23 @@ def test_closed_for_the_night_is_a_dark_screen_whose_text_moves(face):
         assert len(xs) > 0
         spots.add((xs.min() // 50, ys.min() // 50))
     assert len(spots) > 20
+
+
+def test_a_card_picture_is_cut_five_times_a_second_not_every_frame(face):
+    """The pure card model: at 30 frames a second a face's card picture is cut from the
+    frame again every 0.2 s (a new card, or privacy switched, at once)."""
+    from fer_pi.board.cards import CardDeck
+
+    deck = CardDeck()
+    pictures = []
+    base = _result(face, n_faces=1)
+    for i in range(31):
+        f = Face(base.faces[0].box, base.faces[0].prediction, 7)
+        deck.update(FrameResult(Frame(i, i / 30, base.frame.image, monotonic=i / 30), (f,)))
+        pictures.append(deck.cards[7].thumb)
+    cuts = 1 + sum(a is not b for a, b in zip(pictures, pictures[1:], strict=False))
+    assert cuts == 6  # at 0, 0.2, 0.4, 0.6, 0.8 and 1.0 s
+    deck.update(FrameResult(Frame(31, 31 / 30, base.frame.image, monotonic=31 / 30),
+                            (Face(base.faces[0].box, base.faces[0].prediction, 7),)),
+                privacy="no_picture")
+    assert deck.cards[7].thumb is None  # no face pixels kept, at once

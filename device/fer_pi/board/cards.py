@@ -21,6 +21,10 @@ class Card:
     thumb: np.ndarray | None  # RGB, square; None with privacy no_picture
     last_seen: float
     slot: int
+    thumb_t: float = 0.0  # when the picture was last cut from the frame
+
+
+THUMB_EVERY_S = 0.2
 
 
 class CardDeck:
@@ -38,7 +42,13 @@ class CardDeck:
             key = face.track_id if face.track_id is not None else -1 - i
             card = self.cards.get(key)
             thumb = None  # no_picture: no face pixels are kept at all
-            if privacy != "no_picture":
+            # a card's picture is cut again five times a second, not every frame: it is a
+            # small picture, and cutting, scaling and uploading it is most of a card's cost
+            fresh = card is None or now - card.thumb_t >= THUMB_EVERY_S or \
+                (card.thumb is None) != (privacy == "no_picture")
+            if privacy != "no_picture" and not fresh:
+                thumb = card.thumb
+            elif privacy != "no_picture":
                 thumb = thumbnail(result.frame.image, face)
                 if privacy == "pixelate":
                     thumb = pixelate(thumb)
@@ -47,9 +57,11 @@ class CardDeck:
             if card is None:
                 used = {c.slot for c in self.cards.values()}
                 slot = next(s for s in range(len(used) + 1) if s not in used)
-                self.cards[key] = Card(face, thumb, now, slot)
+                self.cards[key] = Card(face, thumb, now, slot, now)
             else:
                 card.face, card.thumb, card.last_seen = face, thumb, now
+                if fresh:
+                    card.thumb_t = now
         for key in [k for k, c in self.cards.items() if now - c.last_seen > self.fade_s]:
             del self.cards[key]
 

@@ -60,7 +60,8 @@ class Board:
         self.rotate = rotate
         self._canvas: pygame.Surface | None = None
         self.deck = CardDeck(max_cards, fade_s)
-        self._fonts: dict[int, pygame.font.Font] = {}
+        self._fonts: dict[int, _CachedFont] = {}
+        self._thumbs: dict[int, tuple[int, int, pygame.Surface]] = {}  # card slot: its picture
 
     @property
     def cards(self) -> dict[int, Card]:
@@ -78,9 +79,9 @@ class Board:
     def _count(self, n: int) -> str:
         return self.say("one_face") if n == 1 else self.say("faces", n=n)
 
-    def font(self, px: int) -> pygame.font.Font:
+    def font(self, px: int) -> _CachedFont:
         if px not in self._fonts:
-            self._fonts[px] = pygame.font.Font(None, px)
+            self._fonts[px] = _CachedFont(pygame.font.Font(None, px))
         return self._fonts[px]
 
     def draw(self, surface: pygame.Surface, result: FrameResult | None, stats: BoardStats,
@@ -128,8 +129,8 @@ class Board:
         if self.privacy == "no_picture":
             pygame.draw.rect(surface, PANEL, pygame.Rect(ox, oy, tw, th))
         else:
-            rgb = cv2.cvtColor(cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR),
-                               cv2.COLOR_BGR2RGB)
+            # one resize into the picture's size; pygame reads the BGR pixels where they are
+            rgb = cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR)
             if self.privacy == "pixelate":
                 for face in result.faces:  # the box and a margin: hair and ears too
                     b, m = face.box, 0.15 * face.box.w
@@ -140,7 +141,8 @@ class Board:
                         rgb[y0:y1, x0:x1] = pixelate(rgb[y0:y1, x0:x1])
             if self.mirror:
                 rgb = cv2.flip(rgb, 1)
-            surface.blit(pygame.image.frombuffer(rgb.tobytes(), (tw, th), "RGB"), (ox, oy))
+            surface.blit(pygame.image.frombuffer(np.ascontiguousarray(rgb), (tw, th), "BGR"),
+                         (ox, oy))
         thick = max(2, lay.unit // 8)
         font = self.font(int(lay.unit * 1.1))
         for face in result.faces:
@@ -198,6 +200,16 @@ class Board:
                 layer.set_alpha(max(0, int(255 * fade)))
                 surface.blit(layer, rect.topleft)
 
+    def _thumb_surface(self, card: Card, side: int) -> pygame.Surface:
+        """The card's picture at its size on screen, made again only when it changed."""
+        key = (id(card.thumb), side)
+        got = self._thumbs.get(card.slot)
+        if got is None or got[:2] != key:
+            thumb = cv2.resize(card.thumb, (side, side), interpolation=cv2.INTER_AREA)
+            got = (*key, pygame.image.frombuffer(thumb, (side, side), "RGB").copy())
+            self._thumbs[card.slot] = got
+        return got[2]
+
     def _draw_summary(self, surface, lay: Layout, faces, y: int) -> int:
         """The room at a glance: how many faces show each emotion."""
         u = lay.unit
@@ -234,9 +246,7 @@ class Board:
             pygame.draw.rect(surface, colour, pygame.Rect(rect.x + u // 2, rect.y + u // 4,
                                                           side, side), border_radius=u // 2)
         else:
-            thumb = cv2.resize(card.thumb, (side, side), interpolation=cv2.INTER_AREA)
-            surface.blit(pygame.image.frombuffer(thumb.tobytes(), (side, side), "RGB"),
-                         (rect.x + u // 2, rect.y + u // 4))
+            surface.blit(self._thumb_surface(card, side), (rect.x + u // 2, rect.y + u // 4))
         tx = rect.x + u // 2 + side + u // 2
         word = self.word(label)
         head = f"#{face.track_id} {word}" if face.track_id is not None else word
@@ -304,6 +314,24 @@ class Board:
         r = text.get_rect(center=lay.picture.center).inflate(lay.unit * 2, lay.unit)
         pygame.draw.rect(surface, (170, 40, 40), r, border_radius=lay.unit // 2)
         surface.blit(text, text.get_rect(center=r.center))
+
+
+class _CachedFont:
+    """A font whose rendered texts are kept: a board redraws the same few dozen words and
+    numbers every frame, and rendering text is a good part of a frame's drawing."""
+
+    def __init__(self, font: pygame.font.Font, keep: int = 512):
+        self._font, self._keep = font, keep
+        self._cache: dict[tuple, pygame.Surface] = {}
+
+    def render(self, text: str, antialias: bool, colour) -> pygame.Surface:
+        key = (text, antialias, tuple(colour))
+        surf = self._cache.get(key)
+        if surf is None:
+            if len(self._cache) >= self._keep:  # the overlay's figures change every frame
+                self._cache.clear()
+            surf = self._cache[key] = self._font.render(text, antialias, colour)
+        return surf
 
 
 def offscreen_show(labels: tuple[str, ...], size: tuple[int, int], rotate: int = 0):
