@@ -44,7 +44,7 @@ class CardDeck:
             thumb = None  # no_picture: no face pixels are kept at all
             # a card's picture is cut again five times a second, not every frame: it is a
             # small picture, and cutting, scaling and uploading it is most of a card's cost
-            fresh = card is None or now - card.thumb_t >= THUMB_EVERY_S or \
+            fresh = card is None or now - card.thumb_t >= THUMB_EVERY_S - 1e-6 or \
                 (card.thumb is None) != (privacy == "no_picture")
             if privacy != "no_picture" and not fresh:
                 thumb = card.thumb
