@@ -121,14 +121,14 @@ def test_study_refuses_a_missing_model_in_one_line(tmp_path):
 
 
 def test_the_published_study_is_of_the_shipped_defaults_and_model():
-    """models/flicker_vgg.json and the README's table must describe what ships: the
+    """models/flicker_vgg.json and docs/steadiness.md's table must describe what ships: the
     smoother's current defaults on the default model's current file."""
     study = json.loads((ROOT / "models" / "flicker_vgg.json").read_text())
     rows = {r["setting"]: r for r in study["rows"]}
     defaults = rows["defaults"]
     assert {k: defaults[k] for k in asdict(SmoothSettings())} == asdict(SmoothSettings())
     assert study["model_sha256"] == file_sha256(resolve_model("default"))
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "steadiness.md").read_text()
     row = next(ln for ln in readme.splitlines() if ln.startswith("| **defaults** ("))
     assert f"**{defaults['changes_per_min']:.1f}**" in row
     assert f"{100 * defaults['accuracy_shown']:.1f} %" in row

@@ -1,6 +1,6 @@
 """Settings: one declaration per key gives the default, type, bounds, help and CLI flag.
 
-The TOML file, the command line, ``--help``, ``--print-config`` and the README's
+The TOML file, the command line, ``--help``, ``--print-config`` and docs/settings.md's
 table all come from the dataclasses below. Unknown keys, wrong types and
 out-of-range values are refused with the key's name before anything starts.
 """
@@ -494,7 +494,7 @@ def to_toml(cfg: Config) -> str:
 
 
 def markdown_table() -> str:
-    """The README's settings table, generated so that docs and code cannot drift."""
+    """docs/settings.md's table, generated so that docs and code cannot drift."""
     rows = ["| key | default | range | flag | meaning |", "|---|---|---|---|---|"]
     for section, cls in SECTIONS.items():
         for f in fields(cls):
