@@ -46,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--camera", default="", help="camera index or 'picam'")
     src.add_argument("--video", default="", help="a video file (replayed as needed)")
     src.add_argument("--faces", type=int, default=1, help="faces in the generated clip (0..6)")
+    src.add_argument("--face-width", type=int, default=0, help="faces of this many pixels on a "
+                     "textured background instead (a small group: --faces 4 --face-width 55)")
     src.add_argument("--width", type=int, default=640)
     src.add_argument("--height", type=int, default=480)
     p.add_argument("--model", default="default", help="comma-separated model names or paths")
@@ -54,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=300, help="frames timed per run")
     p.add_argument("--warmup", type=int, default=30, help="frames run before timing")
     p.add_argument("--headless", action="store_true", help="no draw stage")
+    p.add_argument("--live", action="store_true", help="treat the clip as a camera: the "
+                   "whole-frame scan on its own thread, as fer-pi does with a camera (a file "
+                   "is scanned in the loop, so its results are the same run after run)")
     p.add_argument("--screen", default="800x480", help="off-screen board size for the draw stage")
     p.add_argument("--no-track", action="store_true", help="no tracking and smoothing")
     p.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
@@ -129,8 +134,10 @@ def run_local(args) -> dict:
         "source": {"kind": "camera" if args.camera else "video" if args.video else "generated",
                    "camera": args.camera or None, "video": args.video or None,
                    "faces": None if (args.camera or args.video) else args.faces,
+                   "face_width": args.face_width or None,
                    "resolution": [args.width, args.height]},
         "settings": {"frames": args.frames, "warmup": args.warmup, "headless": args.headless,
+                     "live": args.live,
                      "screen": None if args.headless else args.screen,
                      "rotate": None if args.headless else cfg.board.rotate,
                      "detect_width": cfg.detect.detect_width},

@@ -98,6 +98,10 @@ def run_remote(args, transport: Transport) -> dict:
             "--faces", str(args.faces), "--width", str(args.width), "--height", str(args.height)]
     if args.headless:
         argv.append("--headless")
+    if args.live:
+        argv.append("--live")
+    if args.face_width:
+        argv += ["--face-width", str(args.face_width)]
     if args.no_track:
         argv.append("--no-track")
     if not args.flip_tta:

@@ -27,8 +27,10 @@ class Partial:
         self.header = {
             "schema": SCHEMA, "stage": args.stage,
             "machine": {k: m[k] for k in ("pi_model", "cpu", "cores", "arch", "versions")},
-            "source": [args.camera, args.video, args.faces, args.width, args.height],
-            "settings": [args.frames, args.warmup, args.headless, args.screen, args.no_track,
+            "source": [args.camera, args.video, args.faces, args.face_width, args.width,
+                       args.height],
+            "settings": [args.frames, args.warmup, args.headless, args.live, args.screen,
+                         args.no_track,
                          cfg.model.flip_tta, cfg.detect.detect_width, cfg.board.rotate],
             "models": {str(p): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in models},
         }

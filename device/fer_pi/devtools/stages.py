@@ -74,6 +74,34 @@ def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> P
     return write_clip(path, clip)
 
 
+def room_clip(n_faces: int, face_px: int, width: int, height: int, frames: int = 60) -> Path:
+    """A small group in front of the board: ``n_faces`` copies of the astronaut photo whose
+    faces are ``face_px`` wide, side by side on a textured background (scikit-image's
+    brick), drifting a few pixels a frame. Cached per shape."""
+    from fer_pi.devtools.scenes import FacePhoto, backgrounds, paste
+    from fer_pi.devtools.synth import astronaut_face_bgr, cache_dir, write_clip
+    from fer_pi.vision.detect import HaarDetector, to_gray
+
+    path = cache_dir() / f"room-{n_faces}x{face_px}px-{width}x{height}-v1.avi"
+    if path.is_file():
+        return path
+    tile = astronaut_face_bgr()
+    photo = FacePhoto(tile, HaarDetector(detect_width=0).detect(to_gray(tile))[0], "astronaut")
+    bg = backgrounds(width, height)[2]  # brick
+    cols = min(n_faces, 4)
+    rows = -(-n_faces // cols)
+    clip = []
+    for i in range(frames):
+        frame = bg.copy()
+        dx = 8 * np.sin(2 * np.pi * i / frames)
+        for k in range(n_faces):
+            cx = width * (k % cols + 0.5) / cols + dx
+            cy = height * (k // cols + 0.5) / rows
+            paste(frame, photo, face_px, cx, cy)
+        clip.append(frame)
+    return write_clip(path, clip)
+
+
 def open_bench_source(args, cfg: Config):
     from fer_pi.sources import open_source
 
@@ -84,7 +112,12 @@ def open_bench_source(args, cfg: Config):
         return open_source(camera=args.camera, width=args.width, height=args.height,
                            detect_width=scan_width(args.width, cfg.detect),
                            rotate=cfg.source.rotate)
-    video = args.video or str(generated_clip(args.faces, args.width, args.height))
+    if args.video:
+        video = args.video
+    elif getattr(args, "face_width", 0):
+        video = str(room_clip(args.faces, args.face_width, args.width, args.height))
+    else:
+        video = str(generated_clip(args.faces, args.width, args.height))
     return open_source(video=video, loop=True)
 
 
@@ -96,7 +129,8 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
                   track=replace(cfg.track, detect_every=every,
                                 enabled=cfg.track.enabled and not args.no_track))
     classifier = Classifier(model, threads=threads, flip_tta=cfg.model.flip_tta)
-    pipeline = build(cfg, classifier, live=bool(args.camera))  # a camera scans on a thread
+    # a camera (or --live: a clip played as one) scans on a thread, as fer-pi does
+    pipeline = build(cfg, classifier, live=bool(args.camera or getattr(args, "live", False)))
     show = None
     if not args.headless:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
