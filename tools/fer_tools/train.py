@@ -72,6 +72,12 @@ class Recipe:
     # how the device must cut a face for this model (input.face in its metadata), and the
     # Haar framing measured on Training that it comes from (camaug.measure_framing)
     face: dict = field(default_factory=dict)
+    # real faces added to Training: these performers of the real-face set (split by
+    # performer: score only the others), each picture repeated this many times
+    realfaces: str = ""  # the set's folder
+    realfaces_performers: str = ""  # e.g. "01-15"
+    realfaces_repeat: int = 0
+    realfaces_info: dict = field(default_factory=dict)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -135,6 +141,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--class-balance", type=float, default=d.class_balance, help="weigh each "
                    "class's loss by its share to the power -B (0.5: square-root balance; 0: "
                    "off)")
+    p.add_argument("--realfaces-performers", default="", metavar="01-15", help="also train on "
+                   "these performers of the real-face set (--realfaces DIR, default "
+                   "../shared/data/realfaces), cut as the device cuts faces; score only the "
+                   "other performers")
+    p.add_argument("--realfaces", default="", help="the real-face set's folder")
+    p.add_argument("--realfaces-repeat", type=int, default=4, help="each real face this many "
+                   "times per epoch (they are a few hundred among 28,709)")
     p.add_argument("--arch-args", default="", help="JSON keyword arguments of the "
                    "architecture, e.g. '{\"widths\": [48, 96, 192, 384]}'")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its "
@@ -520,7 +533,8 @@ def new_recipe(args: argparse.Namespace) -> Recipe:
         teacher_weight=args.teacher_weight, teacher_temperature=args.teacher_temperature,
         optimizer=args.optimizer, weight_decay=args.weight_decay, erasing=args.erasing,
         mixup=args.mixup, arch_args=args.arch_args, camera=args.camera,
-        class_balance=args.class_balance,
+        class_balance=args.class_balance, realfaces_performers=args.realfaces_performers,
+        realfaces_repeat=args.realfaces_repeat if args.realfaces_performers else 0,
         swa_start=args.swa_start, swa_lr=args.swa_lr or (args.lr / 4 if args.swa_start else 0.0),
     )
     for t in recipe.teachers.split(",") if recipe.teachers else []:
@@ -528,6 +542,15 @@ def new_recipe(args: argparse.Namespace) -> Recipe:
             raise DataError(f"--teachers: model not found: {t}")
     if not 0 <= args.teacher_weight <= 1 or args.teacher_temperature <= 0:
         raise DataError("--teacher-weight must be in 0..1 and --teacher-temperature above 0")
+    if args.realfaces_performers:
+        from fer_tools import realfaces
+
+        folder = Path(args.realfaces) if args.realfaces else realfaces.default_dir()
+        if folder is None or not (folder / "MANIFEST.tsv").is_file():
+            raise DataError(f"--realfaces-performers: no real-face set at {folder} (give "
+                            "--realfaces DIR)")
+        recipe.realfaces = str(folder.resolve())
+        realfaces.parse_performers(args.realfaces_performers)  # refused here if malformed
     if args.swa_start < 0 or args.swa_start > args.epochs:
         raise DataError(f"--swa-start must be between 1 and --epochs ({args.epochs}), or 0")
     if args.init and not Path(args.init).is_file():
@@ -576,7 +599,32 @@ def prepare_data(args: argparse.Namespace, recipe: Recipe):
         recipe.git_commit = git_commit()
         if recipe.teachers:
             recipe.teachers_sha256 = {t: file_sha256(t) for t in recipe.teachers.split(",")}
+    if recipe.realfaces_performers:
+        train = _with_realfaces(recipe, train)
     return train, val
+
+
+def _with_realfaces(recipe: Recipe, train):
+    """Training plus the chosen performers' faces, cut with the framing the device will use
+    for this model (the recipe's, else FER2013's own as fer-convert measures it)."""
+    from fer_pi.vision.prepare import FacePrep
+    from fer_tools import realfaces
+    from fer_tools.camaug import measure_framing
+
+    if not recipe.face:
+        recipe.face = measure_framing(train.x, seed=recipe.seed)
+    x, y, info = realfaces.faces(Path(recipe.realfaces),
+                                 realfaces.parse_performers(recipe.realfaces_performers),
+                                 FacePrep.from_metadata(recipe.face["prep"]))
+    if recipe.realfaces_info and recipe.realfaces_info.get("faces") != info["faces"]:
+        raise DataError(f"--resume: the real-face set changed ({info['faces']} faces now, "
+                        f"{recipe.realfaces_info.get('faces')} when the run started)")
+    recipe.realfaces_info = info
+    k = max(1, recipe.realfaces_repeat)
+    print(f"real faces: {info['faces']} of performers {recipe.realfaces_performers} "
+          f"({info['no_face']} pictures without a face), each {k} times", flush=True)
+    return type(train)(train.name, np.concatenate([train.x] + [x] * k),
+                       np.concatenate([train.y] + [y] * k), train.path)
 
 
 def _setup_keras(args: argparse.Namespace, recipe: Recipe):

@@ -1,0 +1,94 @@
+"""Faces from the real-face development set, cut as the device cuts them, for training on
+some of its performers and scoring on the others.
+
+The set (../shared/data/realfaces: whole photographs, MANIFEST.tsv with local_file, label,
+performer) is read where it lies, never copied. A split is by performer, never by picture:
+a model that saw a person's other pictures would be scored on a face it knows.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_pi.app.labels import LABELS
+from fer_tools.data import DataError, file_sha256
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_dir() -> Path | None:
+    env = os.environ.get("FER_REALFACES")
+    if env:
+        return Path(env)
+    for base in (Path.cwd(), _REPO_ROOT):
+        candidate = base.parent / "shared" / "data" / "realfaces"
+        if (candidate / "MANIFEST.tsv").is_file():
+            return candidate
+    return None
+
+
+def parse_performers(text: str) -> set[str]:
+    """'01-15' or '01,03,07' (as the manifest writes them) -> the set of names."""
+    out: set[str] = set()
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            try:
+                lo, hi = int(a), int(b)
+            except ValueError:
+                raise DataError(f"performers: {part!r} is not a range like 01-15") from None
+            out |= {f"{i:0{len(a)}d}" for i in range(lo, hi + 1)}
+        else:
+            out.add(part)
+    if not out:
+        raise DataError("performers: none given")
+    return out
+
+
+def manifest_rows(folder: Path) -> list[dict]:
+    path = folder / "MANIFEST.tsv"
+    if not path.is_file():
+        raise DataError(f"real-face set has no MANIFEST.tsv: {folder}")
+    return list(csv.DictReader(path.open(encoding="utf-8"), delimiter="\t"))
+
+
+def write_manifest(folder: Path, performers: set[str], out: Path) -> int:
+    """A manifest of only these performers' pictures (absolute paths), for
+    fer-eval --end-to-end; returns how many rows it holds."""
+    rows = [r for r in manifest_rows(folder) if r["performer"] in performers]
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, delimiter="\t")
+        w.writerow(["local_file", "label", "performer"])
+        for r in rows:
+            w.writerow([str(folder / r["local_file"]), r["label"], r["performer"]])
+    return len(rows)
+
+
+def faces(folder: Path, performers: set[str], prep) -> tuple[np.ndarray, np.ndarray, dict]:
+    """48x48 training faces (x, y) of these performers, cut by the device's detector and the
+    given FacePrep, the largest face of each picture; and what was read (for the recipe)."""
+    from fer_pi.app.config import Config
+    from fer_pi.vision.detect import HaarDetector, to_gray
+
+    det = HaarDetector.from_config(Config().detect)
+    xs, ys, missed = [], [], 0
+    rows = [r for r in manifest_rows(folder) if r["performer"] in performers]
+    if not rows:
+        raise DataError(f"no pictures of performers {sorted(performers)} in {folder}")
+    for r in rows:
+        img = cv2.imread(str(folder / r["local_file"]))
+        boxes = det.detect(to_gray(img)) if img is not None else []
+        if not boxes:
+            missed += 1
+            continue
+        xs.append(prep.crop(to_gray(img), max(boxes, key=lambda b: b.w * b.h), (48, 48)))
+        ys.append(LABELS.index(r["label"]))
+    info = {"dir": str(folder), "performers": sorted(performers), "pictures": len(rows),
+            "faces": len(xs), "no_face": missed,
+            "manifest_sha256": file_sha256(folder / "MANIFEST.tsv")}
+    return np.array(xs, np.uint8), np.array(ys, np.uint8), info
