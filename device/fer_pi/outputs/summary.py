@@ -12,6 +12,9 @@ unreadable line is skipped and counted, never fatal), so a museum or a study get
 per-visitor figures without writing a parser. Shares are of the frames a face was in,
 which is time where the frame rate is steady. Labels are the board's shown labels
 (smoothed, "uncertain" included); a run without smoothing falls back to each frame's.
+A face's ``mean_confidence`` (JSON and CSV) is the mean, over its frames, of the
+probability the model gave that frame's own top label (the record's ``label`` and
+``confidence``: the raw per-frame label, which is not always the one shown).
 
 A file that fer-pi appended to across restarts holds several runs, and each run numbers
 its faces from 1 again: a frame number that does not grow marks a new run, and a face is
