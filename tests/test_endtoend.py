@@ -74,8 +74,13 @@ def test_end_to_end_on_a_labelled_folder(labelled, tmp_path):
     assert c["scored"] == 1 and c["frames"] == 20 and c["frames_with_face"] >= 15
     assert c["per_clip"][0]["clip_label"] is not None
     assert 0 <= c["raw_frame_accuracy"] <= 1 and c["changes_per_100_frames"] >= 0
-    assert (tmp_path / out.name.replace("endtoend_", "confusion_endtoend_").replace(
-        ".json", ".png")).is_file()
+    png = tmp_path / out.name.replace("endtoend_", "confusion_endtoend_").replace(".json", ".png")
+    try:
+        import matplotlib  # noqa: F401  (the train extra brings it; a device install has none)
+
+        assert png.is_file()
+    except ImportError:
+        assert not png.exists() and "no confusion PNG" in proc.stderr
     assert f"accuracy {100 * 4 / 10:.1f} %" in proc.stdout
 
 
