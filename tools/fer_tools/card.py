@@ -7,6 +7,8 @@ Inputs in the models folder, per shipped model NAME:
   eval_fer_NAME_int8_PublicTest.json         (fer-eval on the .tflite)
   eval_fer_NAME_int8_PublicTest_flip.json    (fer-eval --flip-tta, optional)
   bench_infer.json                           (fer-bench --stage infer --json, optional)
+  endtoend_*.json                            (fer-eval --end-to-end --out models, optional:
+                                              whole real pictures through the device)
 """
 
 from __future__ import annotations
@@ -238,6 +240,42 @@ def model_section(models: Path, name: str, bench: dict | None) -> str:
     return "\n".join(lines)
 
 
+def real_faces_table(models: Path) -> str:
+    """Every end-to-end score kept beside the models (each shipped model, the fer package),
+    one row each: what users meet, not FER2013."""
+    from fer_pi.app.labels import LABELS
+
+    rows, seen = [], set()
+    for path in sorted(models.glob("endtoend_*.json")):
+        res = json.loads(path.read_text())
+        for scorer, sc in res["scores"].items():
+            p = sc.get("pictures")
+            key = (res["set_name"], scorer, res.get("model_sha256", res["model"]))
+            if p is None or key in seen or (scorer != res["model"] and scorer != "fer package"):
+                continue
+            seen.add(key)
+            who = f"`{scorer}`" if scorer == res["model"] else "the `fer` package (2019)"
+            part = f" ({res['subset']})" if res.get("subset") else ""
+            rows.append(f"| {who} | {res['set_name']}{part} | {p['scored']} | "
+                        f"{p['faces_found']} | **{_pct(p['accuracy'])}** | {p['macro_f1']:.3f} | "
+                        + " | ".join(f"{p['recall'][k]:.2f}" for k in LABELS) + " |")
+    if not rows:
+        return ""
+    head = " | ".join(LABELS)
+    return "\n".join([
+        "## Accuracy on real faces (end to end)", "",
+        "Whole photographs through the device's own pipeline (`fer-eval --end-to-end`: "
+        "fer-pi's detector, the model's face crop, the int8 model with flip TTA, default "
+        "settings), the largest face of each picture scored; a picture whose face is not "
+        "found counts as wrong. The set is the real-face development set "
+        "(`../shared/data/realfaces`: posed expressions of Taiwanese adults, 256×256 "
+        "colour photographs); a part named after it means only those performers, the "
+        "others having been trained on. A held-back set of other people, cameras and clips "
+        "checks what ships; it is not reported here.", "",
+        f"| model | set | pictures | faces found | accuracy | macro F1 | {head} |",
+        "|---|---|---|---|---|---|" + "---|" * len(LABELS), *rows, ""])
+
+
 def shipped_names(models: Path) -> list[str]:
     return sorted(x.name[4:-10] for x in models.glob("fer_*_int8.json"))
 
@@ -247,7 +285,9 @@ def render(models: Path, names: list[str] | None = None) -> str:
 
     names = names or shipped_names(models)
     bench = _load(models / "bench_infer.json")
+    real = real_faces_table(models)
     return (INTRO + "\n" + summary_table(models, names, bench, DEFAULT_MODEL) + "\n"
+            + (real + "\n" if real else "")
             + "\n".join(model_section(models, n, bench) for n in names))
 
 

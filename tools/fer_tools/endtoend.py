@@ -317,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="the set's name in the output files (default: "
                    "the folder's name)")
     p.add_argument("--compare-fer", action="store_true", help="also score the fer package")
+    p.add_argument("--performers", default="", metavar="16-30", help="a manifest's rows of "
+                   "these performers only ('16-30' or '01,03'): the people a model trained on "
+                   "part of the set did not see")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--config", metavar="FILE", help="fer-pi TOML settings file")
     cfgmod.add_arguments(p)  # every fer-pi setting, as on the device
@@ -338,14 +341,30 @@ def run(args) -> int:
         raise EndToEndError(f"config: {exc}") from None
     path = Path(args.set)
     items = read_set(path)
+    subset = ""
+    if args.performers:
+        from fer_tools.data import DataError
+        from fer_tools.realfaces import parse_performers
+
+        try:
+            keep = parse_performers(args.performers)
+        except DataError as exc:
+            raise EndToEndError(str(exc)) from None
+        items = [it for it in items if it.group in keep]
+        if not items:
+            raise EndToEndError(f"no pictures of performers {args.performers} in {path}")
+        subset = f"performers {args.performers}"
     try:
         device = DeviceScorer(cfg)
     except ModelError as exc:
         raise EndToEndError(str(exc)) from None
     scorers = [device] + ([FerPackageScorer()] if args.compare_fer else [])
     set_name = args.name or (path.parent.name if path.is_file() else path.name)
-    result = {"set": str(path), "set_name": set_name, "items": len(items),
+    from fer_tools.data import file_sha256
+
+    result = {"set": str(path), "set_name": set_name, "subset": subset, "items": len(items),
               "model": device.name, "model_file": str(device.classifier.info.path),
+              "model_sha256": file_sha256(device.classifier.info.path),
               "flip_tta": cfg.model.flip_tta, "face_prep": device.prep.to_metadata(),
               "detect": {k: getattr(cfg.detect, k) for k in ("scale_factor", "min_neighbors",
                                                             "min_size", "detect_width")},
@@ -382,7 +401,8 @@ def summary(result: dict) -> str:
 
 def write_outputs(result: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"endtoend_{result['model']}_{result['set_name']}"
+    part = "_" + result["subset"].split()[-1] if result.get("subset") else ""
+    stem = f"endtoend_{result['model']}_{result['set_name']}{part}"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     p = result["scores"].get(result["model"], {}).get("pictures")
     if p is None:
