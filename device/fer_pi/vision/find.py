@@ -173,6 +173,9 @@ class FaceFinder:
                 out.append((t, box))
         if drop:
             self.tracker.tracks = [t for t in self.tracker.tracks if t.id not in drop]
+        if len(out) > self.detector.max_faces:  # detect.max_faces: the largest, as a scan does
+            keep = sorted(out, key=lambda p: p[1].w * p[1].h, reverse=True)[:self.detector.max_faces]
+            out = [p for p in out if p in keep]
         live = {t.id for t in self.tracker.tracks}
         self.candidates = len(live - self._confirmed)
         self._confirmed &= live
