@@ -9,7 +9,6 @@ a model that saw a person's other pictures would be scored on a face it knows.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import cv2
@@ -18,18 +17,12 @@ import numpy as np
 from fer_pi.app.labels import LABELS
 from fer_tools.data import DataError, file_sha256
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def default_dir() -> Path | None:
-    env = os.environ.get("FER_REALFACES")
-    if env:
-        return Path(env)
-    for base in (Path.cwd(), _REPO_ROOT):
-        candidate = base.parent / "shared" / "data" / "realfaces"
-        if (candidate / "MANIFEST.tsv").is_file():
-            return candidate
-    return None
+    """$FER_REALFACES, else ../shared/data/realfaces (as the detection benchmark finds it)."""
+    from fer_pi.devtools.scenes import realfaces_dir
+
+    return realfaces_dir()
 
 
 def parse_performers(text: str) -> set[str]:
