@@ -97,6 +97,10 @@ run apt-get update
 run apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
 
 step "system user $USER_NAME (groups video, render, input)"
+# Raspberry Pi OS has these groups; a minimal Debian (no udev yet) may lack render and input
+for group in video render input; do
+  getent group "$group" >/dev/null || run groupadd --system "$group"
+done
 if id "$USER_NAME" >/dev/null 2>&1; then
   run usermod -a -G video,render,input "$USER_NAME"
 else
@@ -145,7 +149,13 @@ if [ "$NETWORK" -eq 1 ]; then
 else
   echo "no network for the service (MQTT and status off); --network adds it"
 fi
-run systemctl daemon-reload
+# in a chroot or an image being built, systemd is not running: enabling the unit still
+# works (it is a link), reloading a running systemd does not and is not needed
+if [ -d /run/systemd/system ]; then
+  run systemctl daemon-reload
+else
+  echo "systemd is not running here (a chroot or an image being built): the unit starts at the next boot"
+fi
 if [ "$ENABLE" -eq 1 ]; then
   run systemctl enable fer-pi.service
 fi
