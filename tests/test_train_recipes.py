@@ -171,3 +171,65 @@ def test_retarget_epochs_without_resume_is_refused(tmp_path):
     r = tool("train", "--retarget-epochs", "5", "--out", str(out), "--data", str(tmp_path))
     assert r.returncode == 2 and "--resume" in r.stderr and "--retarget-epochs" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_class_weights_keep_the_loss_size_and_balance_by_the_power():
+    from fer_tools.train import class_weights
+
+    y = np.array([0] * 90 + [1] * 10)
+    assert np.allclose(class_weights(y, 0.0)[:2], [1, 1])
+    w = class_weights(y, 0.5)
+    assert np.isclose(w[y].mean(), 1.0) and np.isclose(w[1] / w[0], 3.0)  # sqrt(90 / 10)
+    assert class_weights(y, 1.0)[6] == 0.0  # a class with no image weighs nothing
+
+
+def test_camera_views_are_faces_cut_and_equalised_as_the_device_does():
+    from fer_pi.vision.prepare import FacePrep
+    from fer_tools.camaug import CameraAug, camera_batch, camera_view
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:48, :48]
+    face = (100 + 50 * np.sin(xx / 4.0) * np.cos(yy / 5.0)).astype(np.uint8)
+    batch = np.stack([face] * 8)[..., None].astype(np.float32)
+    prep = FacePrep(1.02, 0.0, True)
+    a = camera_batch(batch, 1, prep, CameraAug(), (0.98, 0.0))
+    b = camera_batch(batch, 1, prep, CameraAug(), (0.98, 0.0))
+    assert a.shape == batch.shape and a.dtype == np.float32
+    assert not np.array_equal(a, b)  # each call draws new randomness
+    assert all(v.min() == 0 and v.max() == 255 for v in a)  # equalised, as the device's crop
+    # with every degradation and jitter off, the view is the face as the device cuts it
+    still = CameraAug(p=0.0, box_scale_sd=0.0, box_shift_sd=0.0, aspect=0.0,
+                      rotation_deg=0.0, flip=False, face_px=(96.0, 96.0))
+    out = camera_view(face, rng, FacePrep(1.0, 0.0, False), still, (1.0, 0.0))
+    assert np.abs(out.astype(int) - face).mean() < 4
+
+
+@needs_data
+def test_a_camera_run_records_its_framing_and_real_faces_and_ships_them(tmp_path):
+    """--camera measures the Haar framing, --realfaces-performers adds those people's faces;
+    both go into the recipe, and fer-convert writes the framing as the model's input.face."""
+    from conftest import need
+
+    from fer_tools.realfaces import default_dir
+
+    if default_dir() is None:
+        need("the real-face set (../shared/data/realfaces or FER_REALFACES)")
+    out = tmp_path / "cam"
+    proc = tool("train", "--arch", "tiny", "--epochs", "1", "--camera", "0.5",
+                "--class-balance", "0.5", "--realfaces-performers", "01-02", "--out", str(out),
+                *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["face"]["found"] >= 200 and 0.9 < cfg["face"]["box_side"] < 1.1
+    assert cfg["realfaces_info"]["performers"] == ["01", "02"]
+    assert cfg["realfaces_info"]["faces"] >= 90 and "real faces:" in proc.stdout
+    tfl = tmp_path / "cam.tflite"
+    proc = tool("convert", str(out / "model.keras"), "--out", str(tfl), "--calibration", "200",
+                "--limit-eval", "200", "--accept", "--data", str(DATA))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    face = json.loads(tfl.with_suffix(".json").read_text())["input"]["face"]
+    assert face["crop_scale"] == cfg["face"]["prep"]["crop_scale"] and face["equalize"]
+    assert face["trained_on"].startswith("camera views")
+    proc = tool("train", "--arch", "tiny", "--epochs", "1", "--realfaces-performers", "x-y",
+                "--out", str(tmp_path / "bad"), *SMALL)
+    assert proc.returncode == 2 and "performers" in proc.stderr
