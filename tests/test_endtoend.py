@@ -178,3 +178,28 @@ def test_a_crop_follows_the_prep():
     assert np.ptp(wide.astype(int)) > 1.8 * np.ptp(tight.astype(int))  # twice the span
     eq = FacePrep(1.0, 0.0, True).crop(gray, box, (48, 48))
     assert eq.min() == 0 and eq.max() == 255
+
+
+def test_the_device_applies_the_prior_correction_in_the_metadata(tmp_path, face):
+    """output.prior_correction: the probabilities times the factors, renormalized, before the
+    temperature; labels move towards the class a factor favours. Bad factors are refused."""
+    src = resolve_model("default")
+    model = tmp_path / "m.tflite"
+    shutil.copy(src, model)
+    meta = json.loads(src.with_suffix(".json").read_text())
+    meta.get("confidence", {}).update(temperature=1.0, temperature_single=1.0)
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    crop = np.asarray(cv2.resize(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)[60:300, 140:380],
+                                 (48, 48)), np.uint8)
+    plain = Classifier(model).probabilities(crop)
+    factors = [1.0] * 7
+    factors[1] = 50.0  # disgust
+    meta["output"] = {"prior_correction": {"power": 1.0, "factors": factors}}
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    corrected = Classifier(model).probabilities(crop)
+    want = plain * np.array(factors)
+    assert np.allclose(corrected, want / want.sum(), atol=1e-5)
+    meta["output"] = {"prior_correction": {"factors": [1.0] * 6}}
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="prior_correction"):
+        Classifier(model)

@@ -91,10 +91,11 @@ def calibrate(model: Path, split, threads: int = 2) -> dict:
     from fer_pi.vision.classify import Classifier
 
     clf = Classifier(model, threads=threads, flip_tta=False, temperature=1.0)
-    plain = np.stack([clf.probabilities(img) for img in split.x]).astype(np.float64)
-    mirrored = np.stack([clf.probabilities(img[:, ::-1]) for img in split.x]).astype(np.float64)
-    modes = {"flip_tta": fit_mode((plain + mirrored) / 2, split.y),
-             "single": fit_mode(plain, split.y)}
+    # raw outputs, then the prior correction after the flip average, as the device does
+    plain = np.stack([clf._run(img) for img in split.x]).astype(np.float64)
+    mirrored = np.stack([clf._run(img[:, ::-1]) for img in split.x]).astype(np.float64)
+    modes = {"flip_tta": fit_mode(clf.correct((plain + mirrored) / 2), split.y),
+             "single": fit_mode(clf.correct(plain), split.y)}
     return {
         "temperature": modes["flip_tta"]["temperature"],
         "temperature_single": modes["single"]["temperature"],

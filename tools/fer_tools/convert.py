@@ -55,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--accept", action="store_true", help="write the model even past --max-drop")
     p.add_argument("--limit-eval", type=int, default=0, help="score on only N PublicTest "
                    "images (smoke runs)")
+    p.add_argument("--prior-power", type=float, default=0.0, help="divide the model's "
+                   "probabilities by Training's class shares to this power (0.5: halfway to "
+                   "even classes; 0: off); recorded in the metadata, applied by the device")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -168,6 +171,21 @@ def _tensor_quant(path: Path) -> dict:
     }
 
 
+def prior_correction(train_y: np.ndarray, power: float) -> dict | None:
+    """output.prior_correction: factors (Training's class share)^-power, scaled to mean 1.
+    FER2013's web images are 25 % happy and 1.5 % disgusted; a room is not. The device
+    multiplies the probabilities by them (then renormalizes) before the temperature."""
+    if not power:
+        return None
+    counts = np.bincount(train_y, minlength=len(LABELS)).astype(np.float64)
+    share = counts / counts.sum()
+    f = np.where(share > 0, np.maximum(share, 1e-9) ** -power, 0.0)
+    f = f / f.mean()
+    return {"power": power, "train_share": [round(float(x), 5) for x in share],
+            "factors": [round(float(x), 6) for x in f],
+            "meaning": "probabilities * factors, renormalized, before the temperature"}
+
+
 def face_metadata(recipe: dict, train_x: np.ndarray) -> dict:
     """How the device must cut a face for this model (fer_pi.vision.prepare.FacePrep): what the
     trainer prepared its faces with (a camera-simulating run records it), else FER2013's
@@ -213,8 +231,11 @@ def run(args: argparse.Namespace) -> int:
     if args.limit_eval:
         idx = stratified_subset(val.y, args.limit_eval, args.seed)
         ev = type(val)(val.name, val.x[idx], val.y[idx], val.path)
-    float_acc = float((predict_keras(model, ev.x, scale=args.input_scale,
-                                     offset=args.input_offset).argmax(1) == ev.y).mean())
+    correction = prior_correction(train.y, args.prior_power)
+    factors = np.asarray(correction["factors"]) if correction else 1.0
+    float_acc = float(((predict_keras(model, ev.x, scale=args.input_scale,
+                                      offset=args.input_offset) * factors).argmax(1)
+                       == ev.y).mean())
 
     out.parent.mkdir(parents=True, exist_ok=True)
     meta_path = out.with_suffix(".json")
@@ -240,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
                                          "zero point"},
             "face": face_metadata(run_cfg, train.x),
         },
+        **({"output": {"prior_correction": correction}} if correction else {}),
         "params": params,
         "macs": count_macs(model),
         "source_model": {"path": src.name, "sha256": file_sha256(src)},

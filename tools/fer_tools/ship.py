@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--calibration", default="3000")
     p.add_argument("--max-drop", default="1.0", help="points of int8 loss refused")
     p.add_argument("--data", default=None)
+    p.add_argument("--prior-power", default="0", help="fer-convert --prior-power")
     args = p.parse_args(argv)
     run, models, name = Path(args.run), Path(args.models), args.name
     if not (run / "model.keras").is_file():
@@ -40,7 +41,8 @@ def main(argv=None) -> int:
     data = ["--data", args.data] if args.data else []
     tfl = models / f"fer_{name}_int8.tflite"
     rc = convert.main([str(run / "model.keras"), "--name", name, "--out", str(tfl),
-                       "--calibration", args.calibration, "--max-drop", args.max_drop, *data])
+                       "--calibration", args.calibration, "--max-drop", args.max_drop,
+                       "--prior-power", args.prior_power, *data])
     if rc:
         return rc
     rc = calibrate.main([str(tfl), *data])

@@ -100,11 +100,22 @@ class Classifier:
 
     def probabilities(self, crop: np.ndarray) -> np.ndarray:
         """Class probabilities; with flip_tta, averaged with the mirrored face (2 invokes);
-        then the model's temperature."""
+        then the model's prior correction and temperature."""
         probs = self._run(crop)
         if self.flip_tta:
             probs = (probs + self._run(crop[:, ::-1])) / 2.0
-        return sharpen(probs, self.temperature)
+        return sharpen(self.correct(probs), self.temperature)
+
+    def correct(self, probs: np.ndarray) -> np.ndarray:
+        """The model's prior correction (output.prior_correction): FER2013's classes are far
+        from even (17 happy faces for each disgusted one) and a model learns that prior;
+        dividing it out, in part, moves labels towards the rarer classes. None: as is."""
+        f = self.info.prior_factors
+        if f is None:
+            return probs
+        q = probs * np.asarray(f, np.float32)
+        total = q.sum(axis=-1, keepdims=True)
+        return np.divide(q, total, out=np.full_like(q, 1.0 / q.shape[-1]), where=total > 0)
 
     def _run(self, crop: np.ndarray) -> np.ndarray:
         self._buf[0, :, :, 0] = self.quantize(crop)

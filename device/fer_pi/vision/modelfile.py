@@ -36,6 +36,9 @@ class ModelInfo:
     # how a detected face must be cut and normalised for this model (input.face); a model
     # without it gets what fer-pi did before models said so
     face: FacePrep = FacePrep()
+    # output.prior_correction: per-class factors the probabilities are multiplied by (then
+    # renormalized) before the temperature; None: as the model says
+    prior_factors: tuple[float, ...] | None = None
 
 
 def models_dir() -> Path:
@@ -131,5 +134,16 @@ def read_model_info(model: Path) -> ModelInfo:
         face = FacePrep.from_metadata(meta.get("input", {}).get("face", {}))
     except ValueError as exc:
         raise ModelError(f"model metadata: {exc}: {meta_file}") from None
+    factors = None
+    corr = meta.get("output", {}).get("prior_correction") if isinstance(meta.get("output"),
+                                                                         dict) else None
+    if corr is not None:
+        try:
+            factors = tuple(float(f) for f in corr["factors"])
+        except (KeyError, TypeError, ValueError):
+            factors = ()
+        if len(factors) != len(labels) or not all(0 < f < 1e6 for f in factors):
+            raise ModelError("model metadata: output.prior_correction.factors must be one "
+                             f"positive number per label: {meta_file}")
     return ModelInfo(model, str(meta.get("name", model.stem)), labels, scale, offset, meta,
-                     *temps, face=face)
+                     *temps, face=face, prior_factors=factors)
