@@ -251,10 +251,11 @@ def real_faces_table(models: Path) -> str:
         for scorer, sc in res["scores"].items():
             p = sc.get("pictures")
             key = (res["set_name"], scorer, res.get("model_sha256", res["model"]))
-            if p is None or key in seen or (scorer != res["model"] and scorer != "fer package"):
+            if p is None or key in seen or scorer not in (res["model"], "fer package"):
                 continue
             seen.add(key)
-            who = f"`{scorer}`" if scorer == res["model"] else "the `fer` package (2019)"
+            who = ("the `fer` package (pip; its own Haar and 2019 model)"
+                   if scorer == "fer package" else f"`{scorer}`")
             part = f" ({res['subset']})" if res.get("subset") else ""
             rows.append(f"| {who} | {res['set_name']}{part} | {p['scored']} | "
                         f"{p['faces_found']} | **{_pct(p['accuracy'])}** | {p['macro_f1']:.3f} | "
