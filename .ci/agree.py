@@ -25,7 +25,7 @@ def main(a_path, b_path, need=0.95):
         print(f"agree: {len(a)} frames against {len(b)}", file=sys.stderr)
         return 1
     pairs, only = [], 0
-    for fa, fb in zip(a, b):
+    for fa, fb in zip(a, b, strict=True):
         used = set()
         for x in fa:
             best = max(((iou(x["box"], y["box"]), j) for j, y in enumerate(fb) if j not in used),
@@ -39,7 +39,7 @@ def main(a_path, b_path, need=0.95):
     if not pairs:
         print("agree: no face found on both", file=sys.stderr)
         return 1
-    box = max(max(abs(p - q) for p, q in zip(x["box"], y["box"])) for x, y in pairs)
+    box = max(max(abs(p - q) for p, q in zip(x["box"], y["box"], strict=True)) for x, y in pairs)
     prob = max(max(abs(x["probs"][k] - y["probs"][k]) for k in x["probs"]) for x, y in pairs)
     raw = sum(x["label"] == y["label"] for x, y in pairs) / len(pairs)
     shown = sum(x.get("shown", x["label"]) == y.get("shown", y["label"]) for x, y in pairs) / len(pairs)

@@ -131,8 +131,11 @@ def test_shipped_models_are_calibrated_on_the_split_they_name(name, flip):
     if mode["applied"]:  # it lowers the error, on held-out halves and on the whole split
         assert t == mode["fitted_temperature"] and ece(sharpen(probs, t), split.y) < ece(probs, split.y)
         assert mode["ece_cross_fitted"]["after"] < mode["ece_cross_fitted"]["before"]
-    else:  # calibrated as trained: nothing applied
-        assert t == 1.0 and mode["ece_cross_fitted"]["after"] >= mode["ece_cross_fitted"]["before"]
+    else:  # calibrated as trained: nothing applied (held-out halves or whole split not better)
+        assert t == 1.0
+        fitted = mode["fitted_temperature"]
+        assert (mode["ece_cross_fitted"]["after"] >= mode["ece_cross_fitted"]["before"]
+                or ece(sharpen(probs, fitted), split.y) >= ece(probs, split.y))
 
 
 @needs_data

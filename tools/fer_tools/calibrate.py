@@ -74,7 +74,11 @@ def fit_mode(probs: np.ndarray, y: np.ndarray) -> dict:
     temperature fitted to one split's noise would only move it."""
     fitted = fit_temperature(probs, y)
     cf = cross_fit(probs, y)
-    applied = cf["ece_after"] < cf["ece_before"]
+    # it must lower the error on held-out halves and on the whole split: a temperature that
+    # helps one and not the other is fitted to noise (seen: 0.991, 4.40 -> 4.39 held out,
+    # 3.94 -> 3.95 on the whole split)
+    applied = bool(cf["ece_after"] < cf["ece_before"]
+                   and ece(sharpen(probs, fitted), y) < ece(probs, y))
     t = fitted if applied else 1.0
     return {"temperature": round(t, 4), "fitted_temperature": round(fitted, 4),
             "applied": applied,
@@ -131,7 +135,8 @@ def run(args) -> int:
     for mode, m in section["modes"].items():
         cf, mc = m["ece_cross_fitted"], m["mean_confidence"]
         kept = "" if m["applied"] else (f" (fitted {m['fitted_temperature']:.3f} did not lower "
-                                         "the error on held-out halves: not applied)")
+                                         "the error on held-out halves and on the whole split: "
+                                         "not applied)")
         print(f"{model.name}, {mode}: temperature {m['temperature']:.3f}{kept}; mean "
               f"confidence {100 * mc['before']:.1f} % -> {100 * mc['after']:.1f} % at accuracy "
               f"{100 * m['accuracy']:.1f} %; calibration error (cross-fitted on PublicTest "

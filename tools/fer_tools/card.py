@@ -89,9 +89,9 @@ def _confidence_text(meta: dict) -> list[str]:
         fitted = m.get("fitted_temperature", m["temperature"])
         verdict = (f"applied: the device shows {_pct(mc['after'])} on average"
                    if m.get("applied", True) else
-                   "not applied (it did not lower the error on held-out halves: the model "
-                   "is calibrated as trained), so the device shows the probabilities as they "
-                   "come")
+                   "not applied (it did not lower the error both on held-out halves and on the "
+                   "whole split: the model is calibrated as trained), so the device shows the "
+                   "probabilities as they come")
         parts.append(f"{mode}, the int8 model as trained said {_pct(mc['before'])} on average "
                      f"while right {_pct(m['accuracy'])} of the time; calibration error "
                      f"{100 * cf['before']:.1f} points as trained, {100 * cf['after']:.1f} with "
