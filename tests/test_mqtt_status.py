@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from conftest import need, need_tool, run_cli, spawn
 
@@ -134,8 +135,10 @@ def change_clip(tmp_path_factory) -> Path:
     b = HaarDetector(detect_width=0).detect(to_gray(face))[0]
     blurred = face.copy()
     y0 = b.y + int(b.h * 0.55)
-    blurred[y0:b.y + b.h, b.x:b.x + b.w] = cv2.GaussianBlur(face, (31, 31), 0)[y0:b.y + b.h,
-                                                                               b.x:b.x + b.w]
+    # blurred within the mouth's region only (a blur of the whole photo would bring the
+    # smile's light and dark back in at its edges)
+    mouth = np.ascontiguousarray(face[y0:b.y + b.h, b.x:b.x + b.w])
+    blurred[y0:b.y + b.h, b.x:b.x + b.w] = cv2.GaussianBlur(mouth, (61, 61), 0)
     p = [Placement(120, 40, 400)]
     frames = (compose(p, face=blurred if 40 <= i < 80 else face) for i in range(120))
     return write_clip(tmp_path_factory.mktemp("mqtt") / "change.avi", frames)
