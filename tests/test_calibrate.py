@@ -140,17 +140,22 @@ def test_shipped_models_are_calibrated_on_the_split_they_name(name, flip):
 
 @needs_data
 def test_calibrate_writes_the_metadata_and_refuses_a_model_without_it(tmp_path):
-    """On the seed model, which distillation left under-confident: a temperature below 1 is
-    fitted and applied in both modes."""
+    """On the seed model, under-confident with flip TTA (60.7 % said at 64.9 % right): a
+    temperature below 1 is fitted and applied there; each mode's key agrees with its record."""
     dst = _model_copy(tmp_path, shipped_models()["seed"], 1.0)
     r = subprocess.run([sys.executable, "-m", "fer_tools.calibrate", str(dst), "--data",
                         str(DATA)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     conf = json.loads(metadata_path(dst).read_text())["confidence"]
+    assert conf["modes"]["flip_tta"]["applied"]
     for mode, key in (("flip_tta", "temperature"), ("single", "temperature_single")):
         m = conf["modes"][mode]
-        assert conf[key] == m["temperature"] and m["applied"] and 0.1 < m["temperature"] < 1
-        assert m["ece_cross_fitted"]["after"] < m["ece_cross_fitted"]["before"]
+        assert conf[key] == m["temperature"]
+        if m["applied"]:
+            assert 0.1 < m["temperature"] < 1
+            assert m["ece_cross_fitted"]["after"] < m["ece_cross_fitted"]["before"]
+        else:
+            assert m["temperature"] == 1.0 and m["fitted_temperature"] != 1.0
     assert "temperature" in r.stdout
     metadata_path(dst).unlink()
     r = subprocess.run([sys.executable, "-m", "fer_tools.calibrate", str(dst), "--data",
