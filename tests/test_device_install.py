@@ -4,6 +4,8 @@ install. The missing packages are made unimportable in a real process."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +61,30 @@ def test_fer_eval_scores_a_tflite_model_without_matplotlib(tmp_path):
     line = one_error_line(tool("fer_tools.evaluate", str(KERAS_SEED),
                                "--limit", "140", "--data", str(data)), "fer-eval")
     assert "pip install 'fer-pi[train]'" in line
+
+
+def test_demo_and_bench_run_without_scikit_image(tmp_path):
+    """A Pi install has no scikit-image: the demo clip's face ships in the package, so
+    fer-pi --demo and fer-bench work; the detection benchmark's scenes say which extra."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "SDL_VIDEODRIVER": "dummy"}
+    block = "import sys\nsys.modules['skimage'] = None\n"
+    out = tmp_path / "demo.jsonl"
+    demo = subprocess.run([sys.executable, "-c", block + "from fer_pi.app.cli import main\n"
+                           f"sys.exit(main(['--demo', '--headless', '--max-frames', '30', "
+                           f"'--output', {str(out)!r}]))"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert demo.returncode == 0, demo.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 30 and sum(len(x["faces"]) for x in lines) > 0
+
+    def bench(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", block + "from fer_pi.devtools.bench import "
+                               f"main\nsys.exit(main({list(args)!r}))"],
+                              capture_output=True, text=True, timeout=300, env=env)
+
+    infer = bench("--stage", "infer", "--frames", "5", "--warmup", "1", "--threads", "1",
+                  "--no-flip-tta", "--json")
+    assert infer.returncode == 0, infer.stderr
+    assert json.loads(infer.stdout)["runs"][0]["stages"]["infer_real"]["p50"] > 0
+    line = one_error_line(bench("--stage", "detect"), "fer-bench")
+    assert "pip install 'fer-pi[demo]'" in line

@@ -72,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(name for --model, size, PublicTest accuracy) and exit")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras and the "
                    "--camera value that opens each, and exit (3 when there is none)")
-    p.add_argument("--demo", action="store_true", help="run on a generated clip (needs "
-                   "scikit-image): in a window when a display exists, headless otherwise")
+    p.add_argument("--demo", action="store_true", help="run on a generated clip: in a "
+                   "window when a display exists, headless otherwise")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     cfgmod.add_arguments(p)
     return p
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     except cfgmod.ConfigError as exc:
         print(f"fer-pi: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except RuntimeError as exc:  # demo without scikit-image
+    except RuntimeError as exc:  # demo without its photo
         print(f"fer-pi: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.print_config:

@@ -26,6 +26,7 @@ from fer_pi.devtools.stages import (
     bench_pipeline,
     infer_stats,
 )
+from fer_pi.devtools.synth import NeedsExtra
 from fer_pi.vision.modelfile import ModelError, resolve_model
 
 
@@ -223,7 +224,7 @@ def main(argv=None) -> int:
         else:
             result = run_local(args)
             text = table(result)
-    except (BenchError, ModelError, ConfigError) as exc:
+    except (BenchError, ModelError, ConfigError, NeedsExtra) as exc:
         print(f"fer-bench: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # a source that cannot open, a display error: one line

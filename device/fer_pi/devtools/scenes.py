@@ -78,7 +78,13 @@ def face_photos(limit: int = 60, seed: int = 0) -> tuple[list[FacePhoto], str]:
 
 
 def backgrounds(width: int, height: int) -> list[np.ndarray]:
-    from skimage import data
+    try:
+        from skimage import data
+    except ImportError:
+        from fer_pi.devtools.synth import NeedsExtra
+
+        raise NeedsExtra("the benchmark's backgrounds are scikit-image's bundled pictures: "
+                         "pip install 'fer-pi[demo]'") from None
 
     out = []
     for name in BACKGROUNDS:

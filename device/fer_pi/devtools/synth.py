@@ -1,7 +1,9 @@
 """Generated test and demo clips from a redistributable face photo.
 
 The face is scikit-image's bundled ``data.astronaut()`` (Eileen Collins, a NASA
-photo in the public domain), so no clip needs to be committed or downloaded.
+photo in the public domain), so no clip needs to be committed or downloaded. A lossless
+copy ships beside this module (``astronaut.png``, the same pixels), so the demo and
+``fer-bench`` work in a device install, which has no scikit-image.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+
+class NeedsExtra(RuntimeError):
+    """A generated clip or scene needs a package this install lacks (the message says which)."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,14 @@ def cache_dir() -> Path:
 
 
 def astronaut_bgr() -> np.ndarray:
+    img = cv2.imread(str(Path(__file__).with_name("astronaut.png")), cv2.IMREAD_COLOR)
+    if img is not None:
+        return img
     try:
         from skimage import data
     except ImportError:
-        raise RuntimeError("the demo clip needs scikit-image: pip install 'fer-pi[demo]'") from None
+        raise NeedsExtra("the demo clip needs fer_pi/devtools/astronaut.png or scikit-image: "
+                           "reinstall fer-pi, or pip install 'fer-pi[demo]'") from None
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
