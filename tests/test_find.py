@@ -122,3 +122,69 @@ def test_moving_faces_keep_their_ids(photos):
     assert r["recall"] >= 0.85, r
     assert r["false_shown"] == 0 and r["id_switches"] <= 1, r
     assert np.isfinite(r["wall_ms"]["mean"])
+
+
+class _LateScans:
+    """A scan thread whose results the test hands out: (frame scanned, boxes) per poll."""
+
+    def __init__(self, results):
+        self.results, self.idle, self.calls = dict(results), True, 0
+
+    def poll(self):
+        return self.results.pop(self.calls, None)
+
+    def submit(self, *_args):
+        pass
+
+    def close(self):
+        pass
+
+
+def _finder_with_late_scans(results):
+    from fer_pi.vision.detect import HaarDetector
+    from fer_pi.vision.find import FaceFinder
+    from fer_pi.vision.track import Tracker
+
+    cfg = Config()
+    finder = FaceFinder(HaarDetector.from_config(cfg.detect), Tracker(), scan_every=6,
+                        detect_every=2, confirm_frames=1)
+    finder.worker = _LateScans(results)
+    return finder
+
+
+def test_a_late_scan_never_costs_a_known_face_a_frame(face):
+    """A scan that ends on a frame where known faces are not looked for (detect_every 2)
+    is used on the next frame that looks for them all: before, its new face alone updated
+    the tracker, and the known face went missing from that frame."""
+    from fer_pi.vision.detect import to_gray
+    from fer_pi.vision.schema import FaceBox
+
+    gray = to_gray(compose([Placement(120, 40, 400)], face=face))
+    finder = _finder_with_late_scans({})
+    (known,) = finder.detector.detect(gray)
+    elsewhere = FaceBox(560, 400, 60, 60)  # a new face the scan of frame 1 saw
+    finder.worker.results = {0: (0, [known]), 3: (1, [elsewhere])}
+    shown = []
+    for i in range(8):
+        finder.worker.calls = i
+        pairs, _ = finder.find(gray, i)
+        shown.append([t.id for t, _b in pairs])
+    first = shown[0][0]
+    assert all(first in ids for ids in shown), shown
+
+
+def test_a_late_scan_box_between_two_crossing_faces_is_dropped():
+    """Where two faces cross, a box a scan saw some frames ago may be where the other face is
+    now: used, it would swap their IDs. A box near one face, or near none (a new face), is
+    used as it is."""
+    from fer_pi.vision.find import from_stale_scan
+    from fer_pi.vision.schema import FaceBox
+    from fer_pi.vision.track import Track
+
+    a = Track(1, FaceBox(100, 100, 50, 50), last_frame=10)
+    b = Track(2, FaceBox(135, 100, 50, 50), last_frame=10)
+    c = Track(3, FaceBox(400, 100, 50, 50), last_frame=10)
+    between, near_c, new = FaceBox(118, 100, 50, 50), FaceBox(404, 102, 50, 50), FaceBox(
+        300, 300, 50, 50)
+    assert from_stale_scan([between, near_c, new], [a, b, c], 11) == [near_c, new]
+    assert from_stale_scan([between], [a, c], 11) == [between]  # one face near: kept

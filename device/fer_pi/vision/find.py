@@ -98,6 +98,23 @@ def verified(verifier: HaarDetector, gray: np.ndarray, box: FaceBox) -> bool:
     return verifier.detect_near(gray, box, reach=0.3, min_neighbors=3) is not None
 
 
+def from_stale_scan(found: list[FaceBox], tracks: list[Track], index: int) -> list[FaceBox]:
+    """A scan that ended on its thread saw the room some frames ago. Its box near one track
+    or none is used as it is; where two faces cross, its box may be where the other one is
+    now and would swap their IDs: that box is dropped (each is looked for near itself)."""
+    out: list[FaceBox] = []
+    for box in found:
+        cx, cy = box.center
+        close = 0
+        for t in tracks:
+            p = t.predicted(max(1, index - t.last_frame))
+            px, py = p.center
+            close += abs(px - cx) < max(p.w, box.w) and abs(py - cy) < max(p.h, box.h)
+        if close <= 1:
+            out.append(box)
+    return out
+
+
 def _overlaps(box: FaceBox, others: list[FaceBox]) -> bool:
     return any(box.iou(o) > 0.4 for o in others)
 
@@ -117,6 +134,7 @@ class FaceFinder:
         self._verified: set[int] = set()
         self.last_ms: dict[str, float] = {}  # the last find's time: detect, track
         self.candidates = 0  # tracks of the last frame waiting to be confirmed
+        self._pending: tuple[int, list[FaceBox]] | None = None  # a scan's, until it is used
 
     def find(self, gray: np.ndarray, index: int,
              small: np.ndarray | None = None) -> tuple[list[tuple[Track, FaceBox]], bool]:
@@ -128,24 +146,32 @@ class FaceFinder:
         tr = self.tracker
         scan_due = n % self.scan_every == 0 or not tr.tracks
         found: list[FaceBox] = []
+        # known faces are found again every detect_every frames; a new one every frame until
+        # it is confirmed, so it is shown after confirm_frames frames, not that many refinds
+        refind = n % self.detect_every == 0
+        stale = False
         if self.worker is None:
             if scan_due:
                 found = scan(self.detector, gray, small)
         else:
             done = self.worker.poll()
             if done is not None:
-                found = done[1]
+                self._pending = done
+            # a finished scan is used on a frame where every known face is looked for too:
+            # on another, the faces it did not see again would miss a frame
+            if self._pending is not None and (refind or not tr.tracks):
+                (scanned, found), self._pending = self._pending, None
+                stale = scanned != index
             if scan_due and self.worker.idle:
                 self.worker.submit(gray, small, index)
-        # known faces are found again every detect_every frames; a new one every frame until
-        # it is confirmed, so it is shown after confirm_frames frames, not that many refinds
-        refind = n % self.detect_every == 0
         near: list[FaceBox] = []
         for t in tr.tracks:
             if refind or t.id not in self._confirmed:
                 box = self.detector.detect_near(gray, t.predicted(max(1, index - t.last_frame)))
                 if box is not None and not _overlaps(box, near):
                     near.append(box)
+        if stale:
+            found = from_stale_scan(found, tr.tracks, index)
         refind = refind or bool(near)
         t1 = time.perf_counter()
         if not refind and not found:
