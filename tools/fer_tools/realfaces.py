@@ -50,18 +50,6 @@ def manifest_rows(folder: Path) -> list[dict]:
     return list(csv.DictReader(path.open(encoding="utf-8"), delimiter="\t"))
 
 
-def write_manifest(folder: Path, performers: set[str], out: Path) -> int:
-    """A manifest of only these performers' pictures (absolute paths), for
-    fer-eval --end-to-end; returns how many rows it holds."""
-    rows = [r for r in manifest_rows(folder) if r["performer"] in performers]
-    with out.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, delimiter="\t")
-        w.writerow(["local_file", "label", "performer"])
-        for r in rows:
-            w.writerow([str(folder / r["local_file"]), r["label"], r["performer"]])
-    return len(rows)
-
-
 def faces(folder: Path, performers: set[str], prep) -> tuple[np.ndarray, np.ndarray, dict]:
     """48x48 training faces (x, y) of these performers, cut by the device's detector and the
     given FacePrep, the largest face of each picture; and what was read (for the recipe)."""
@@ -75,11 +63,12 @@ def faces(folder: Path, performers: set[str], prep) -> tuple[np.ndarray, np.ndar
         raise DataError(f"no pictures of performers {sorted(performers)} in {folder}")
     for r in rows:
         img = cv2.imread(str(folder / r["local_file"]))
-        boxes = det.detect(to_gray(img)) if img is not None else []
+        gray = to_gray(img) if img is not None else None
+        boxes = det.detect(gray) if gray is not None else []
         if not boxes:
             missed += 1
             continue
-        xs.append(prep.crop(to_gray(img), max(boxes, key=lambda b: b.w * b.h), (48, 48)))
+        xs.append(prep.crop(gray, max(boxes, key=lambda b: b.w * b.h), (48, 48)))
         ys.append(LABELS.index(r["label"]))
     info = {"dir": str(folder), "performers": sorted(performers), "pictures": len(rows),
             "faces": len(xs), "no_face": missed,

@@ -41,14 +41,15 @@ class CardDeck:
         for i, face in enumerate(result.faces[: self.max_cards]):
             key = face.track_id if face.track_id is not None else -1 - i
             card = self.cards.get(key)
-            thumb = None  # no_picture: no face pixels are kept at all
             # a card's picture is cut again five times a second, not every frame: it is a
             # small picture, and cutting, scaling and uploading it is most of a card's cost
             fresh = card is None or now - card.thumb_t >= THUMB_EVERY_S - 1e-6 or \
                 (card.thumb is None) != (privacy == "no_picture")
-            if privacy != "no_picture" and not fresh:
+            if privacy == "no_picture":
+                thumb = None  # no face pixels are kept at all
+            elif not fresh:
                 thumb = card.thumb
-            elif privacy != "no_picture":
+            else:
                 thumb = thumbnail(result.frame.image, face)
                 if privacy == "pixelate":
                     thumb = pixelate(thumb)

@@ -61,7 +61,8 @@ class Board:
         self._canvas: pygame.Surface | None = None
         self.deck = CardDeck(max_cards, fade_s)
         self._fonts: dict[int, _CachedFont] = {}
-        self._thumbs: dict[int, tuple[int, int, pygame.Surface]] = {}  # card slot: its picture
+        # card slot: (the picture it was made from, its side, the surface)
+        self._thumbs: dict[int, tuple[np.ndarray, int, pygame.Surface]] = {}
 
     @property
     def cards(self) -> dict[int, Card]:
@@ -201,12 +202,13 @@ class Board:
                 surface.blit(layer, rect.topleft)
 
     def _thumb_surface(self, card: Card, side: int) -> pygame.Surface:
-        """The card's picture at its size on screen, made again only when it changed."""
-        key = (id(card.thumb), side)
+        """The card's picture at its size on screen, made again only when it changed. The
+        cache holds the picture it was made from and compares by identity: an id() alone
+        could be reused by the next picture once the old one is freed."""
         got = self._thumbs.get(card.slot)
-        if got is None or got[:2] != key:
+        if got is None or got[0] is not card.thumb or got[1] != side:
             thumb = cv2.resize(card.thumb, (side, side), interpolation=cv2.INTER_AREA)
-            got = (*key, pygame.image.frombuffer(thumb, (side, side), "RGB").copy())
+            got = (card.thumb, side, pygame.image.frombuffer(thumb, (side, side), "RGB").copy())
             self._thumbs[card.slot] = got
         return got[2]
 

@@ -70,11 +70,16 @@ def face_photos(limit: int = 60, seed: int = 0) -> tuple[list[FacePhoto], str]:
                 break
         if photos:
             return photos, f"realfaces ({len(photos)} photos of its {len(rows)})"
+    return [astronaut_photo()], "scikit-image astronaut"
+
+
+def astronaut_photo() -> FacePhoto:
+    """The bundled astronaut's head and shoulders, with the face box the cascade finds."""
     from fer_pi.devtools.synth import astronaut_face_bgr
 
     img = astronaut_face_bgr()
-    (box,) = det.detect(to_gray(img))
-    return [FacePhoto(img, box, "astronaut")], "scikit-image astronaut"
+    (box,) = HaarDetector(detect_width=0).detect(to_gray(img))
+    return FacePhoto(img, box, "astronaut")
 
 
 def backgrounds(width: int, height: int) -> list[np.ndarray]:

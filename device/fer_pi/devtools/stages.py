@@ -78,15 +78,13 @@ def room_clip(n_faces: int, face_px: int, width: int, height: int, frames: int =
     """A small group in front of the board: ``n_faces`` copies of the astronaut photo whose
     faces are ``face_px`` wide, side by side on a textured background (scikit-image's
     brick), drifting a few pixels a frame. Cached per shape."""
-    from fer_pi.devtools.scenes import FacePhoto, backgrounds, paste
-    from fer_pi.devtools.synth import astronaut_face_bgr, cache_dir, write_clip
-    from fer_pi.vision.detect import HaarDetector, to_gray
+    from fer_pi.devtools.scenes import astronaut_photo, backgrounds, paste
+    from fer_pi.devtools.synth import cache_dir, write_clip
 
     path = cache_dir() / f"room-{n_faces}x{face_px}px-{width}x{height}-v1.avi"
     if path.is_file():
         return path
-    tile = astronaut_face_bgr()
-    photo = FacePhoto(tile, HaarDetector(detect_width=0).detect(to_gray(tile))[0], "astronaut")
+    photo = astronaut_photo()
     bg = backgrounds(width, height)[2]  # brick
     cols = min(n_faces, 4)
     rows = -(-n_faces // cols)
@@ -114,7 +112,7 @@ def open_bench_source(args, cfg: Config):
                            rotate=cfg.source.rotate)
     if args.video:
         video = args.video
-    elif getattr(args, "face_width", 0):
+    elif args.face_width:
         video = str(room_clip(args.faces, args.face_width, args.width, args.height))
     else:
         video = str(generated_clip(args.faces, args.width, args.height))
@@ -130,7 +128,7 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
                                 enabled=cfg.track.enabled and not args.no_track))
     classifier = Classifier(model, threads=threads, flip_tta=cfg.model.flip_tta)
     # a camera (or --live: a clip played as one) scans on a thread, as fer-pi does
-    pipeline = build(cfg, classifier, live=bool(args.camera or getattr(args, "live", False)))
+    pipeline = build(cfg, classifier, live=bool(args.camera or args.live))
     show = None
     if not args.headless:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
