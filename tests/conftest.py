@@ -17,10 +17,10 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 pytest.importorskip("skimage", reason="test clips are made from scikit-image's astronaut photo")
 
-from fer_pi.devtools.synth import Placement, astronaut_bgr, compose, write_clip  # noqa: E402
+from fer_pi.core.records import FaceBox  # noqa: E402
+from fer_pi.sources.demo import Placement, astronaut_bgr, compose, write_clip  # noqa: E402
 from fer_pi.vision.detect import HaarDetector, to_gray  # noqa: E402
 from fer_pi.vision.modelfile import resolve_model  # noqa: E402
-from fer_pi.vision.schema import FaceBox  # noqa: E402
 
 W, H = 640, 480
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
@@ -45,8 +45,10 @@ def fer2013_dir() -> Path:
     return data
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fer2013() -> Path:
+    """Session-wide, so a module fixture that trains on it (test_tools' smoke_run) can ask
+    for it and skips with the reason, rather than running first with no data."""
     return fer2013_dir()
 
 
@@ -112,6 +114,19 @@ def clips(tmp_path_factory, face) -> dict[str, Path]:
         "two": write_clip(d / "two.avi", (compose(TWO_FACES, face=face) for _ in range(10))),
         "half_out": write_clip(d / "half_out.avi", (compose([HALF_OUT], face=face) for _ in range(10))),
     }
+
+
+def next_frame(source, waits: list[str] | None = None):
+    """A ResilientSource's next frame, reading through its waits (their messages go to
+    ``waits``): what the loop does, without the loop."""
+    from fer_pi.core.records import Wait
+
+    while True:
+        item = source.read()
+        if not isinstance(item, Wait):
+            return item
+        if waits is not None:
+            waits.append(item.message)
 
 
 def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:

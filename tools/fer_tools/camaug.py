@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from fer_pi.core.records import FaceBox
 from fer_pi.vision.prepare import FacePrep
-from fer_pi.vision.schema import FaceBox
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ def model_section(models: Path, name: str, bench: dict | None) -> str:
 def real_faces_table(models: Path) -> str:
     """Every end-to-end score kept beside the models (each shipped model, the fer package),
     one row each: what users meet, not FER2013."""
-    from fer_pi.app.labels import LABELS
+    from fer_pi.core.labels import LABELS
 
     rows, seen = [], set()
     for path in sorted(models.glob("endtoend_*.json")):

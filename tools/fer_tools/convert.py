@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_pi.app.labels import LABELS
+from fer_pi.core.labels import LABELS
 from fer_pi.vision.modelfile import METADATA_FORMAT
 from fer_tools.cliutil import main_wrapper, need_module
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset

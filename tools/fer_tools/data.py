@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_pi.app.labels import LABELS
+from fer_pi.core.labels import LABELS
 
-SPLITS = ("Training", "PublicTest", "PrivateTest")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

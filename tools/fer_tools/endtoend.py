@@ -4,7 +4,7 @@
     fer-eval --end-to-end FOLDER  (a folder per label: FOLDER/happy/*.jpg, FOLDER/sad/*.mp4)
 
 Whole labelled pictures and clips go through the objects fer-pi itself builds from its
-settings (``fer_pi.vision.pipeline.build``: Haar detector, tracker, the model's face crop,
+settings (``fer_pi.app.assemble.build``: Haar detector, tracker, the model's face crop,
 classifier, smoother), with every fer-pi setting available as on the device (--config,
 --detect-width, --margin ...). A picture is one frame: its largest face is scored (a
 picture with no face found counts as wrong). A clip runs through the device's own loop
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_pi.app.labels import LABELS, UNCERTAIN
+from fer_pi.core.labels import LABELS, UNCERTAIN
 from fer_tools.cliutil import has_module, main_wrapper
 from fer_tools.metrics import report
 
@@ -113,9 +113,9 @@ class DeviceScorer:
     """The device's own objects, built from fer-pi settings as fer-pi builds them."""
 
     def __init__(self, cfg):
+        from fer_pi.app.assemble import build, face_prep
         from fer_pi.vision.classify import Classifier
         from fer_pi.vision.modelfile import resolve_model
-        from fer_pi.vision.pipeline import build, face_prep
 
         self.cfg = cfg
         self.classifier = Classifier(resolve_model(cfg.model.path), threads=cfg.model.threads,
@@ -129,7 +129,7 @@ class DeviceScorer:
 
     def picture(self, image: np.ndarray, name: str) -> tuple[np.ndarray | None, int]:
         """The largest face's probabilities (None: no face), and how many faces were found."""
-        from fer_pi.vision.schema import Frame
+        from fer_pi.core.records import Frame
 
         result = self.still.process(Frame(0, 0.0, image, name))
         face = largest(result.faces)
@@ -137,8 +137,8 @@ class DeviceScorer:
 
     def clip(self, path: Path) -> list[tuple[str, str] | None]:
         """Per frame, the largest face's (raw label, shown label), or None without a face."""
+        from fer_pi.app.loop import run
         from fer_pi.sources import make_source
-        from fer_pi.vision.pipeline import run
 
         out: list[tuple[str, str] | None] = []
 

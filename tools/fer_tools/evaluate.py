@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from fer_pi.app.labels import LABELS
+from fer_pi.core.labels import LABELS
 from fer_tools.cliutil import has_module, main_wrapper, need_module
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.metrics import ece, mcnemar, plot_confusion, report

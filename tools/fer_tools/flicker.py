@@ -34,9 +34,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_pi.app.labels import LABELS, UNCERTAIN
+from fer_pi.core.labels import LABELS, UNCERTAIN
+from fer_pi.core.records import FaceBox
 from fer_pi.vision.prepare import FacePrep
-from fer_pi.vision.schema import FaceBox
 from fer_pi.vision.smooth import Smoother, SmoothSettings
 from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset

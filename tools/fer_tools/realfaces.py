@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_pi.app.labels import LABELS
+from fer_pi.core.labels import LABELS
 from fer_tools.data import DataError, file_sha256
 
 

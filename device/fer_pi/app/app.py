@@ -16,16 +16,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from fer_pi.app import config as cfgmod
-from fer_pi.app.labels import parse_names
+from fer_pi.app.assemble import build
+from fer_pi.app.loop import run
 from fer_pi.app.services import Health, LoopFacts, Mqtt, Screen, Service, Systemd, TvPower
-from fer_pi.app.words import parse_words
+from fer_pi.core.labels import parse_names
+from fer_pi.core.records import Wait
+from fer_pi.core.settings import read_secret
+from fer_pi.core.stats import RunStats
+from fer_pi.core.words import parse_words
 from fer_pi.outputs.health import HealthState, HealthWriter
 from fer_pi.outputs.notify import Notifier
 from fer_pi.outputs.results import OutputError
 from fer_pi.vision.classify import Classifier
 from fer_pi.vision.detect import scan_width
 from fer_pi.vision.modelfile import resolve_model
-from fer_pi.vision.pipeline import Pipeline, RunStats, build, run
+from fer_pi.vision.pipeline import Pipeline
 
 log = logging.getLogger("fer_pi")
 
@@ -67,13 +72,11 @@ class App:
             show = self.display.show if self.display is not None else None
             pacer = self._pacer()
             self.services.insert(0, LoopFacts(self.state, self.source, pacer, self.display))
-            from fer_pi.sources.idle import paced
-
             self.stats = run(self.source, self.pipeline, sinks, show, self.stop,
                              self.cfg.output.max_frames, after=[self._frame_done],
-                             pace=paced(pacer, self.stop, self.display.handle_events
-                                        if self.display else None) if pacer else None,
-                             stats=self.stats)
+                             pace=pacer.wait_s if pacer else None, stats=self.stats,
+                             waits=[self._wait],
+                             poll=self.display.handle_events if self.display else None)
         self.health.finish(self.stats)
         return self.stats
 
@@ -114,7 +117,7 @@ class App:
         if cfg.status.enabled:
             from fer_pi.outputs.status import StatusServer
 
-            token = (cfgmod.read_secret(cfg.status.token_file, "status.token_file")
+            token = (read_secret(cfg.status.token_file, "status.token_file")
                      if cfg.status.token_file else None)
             server = StatusServer(cfg.status.host, cfg.status.port, self.state, token=token)
             stack.callback(server.close)
@@ -125,7 +128,7 @@ class App:
             publisher = MqttPublisher(cfg.mqtt, self.labels, self.state)  # no paho: exit 2
             stack.callback(publisher.close)
             publisher.start()
-            self.services.append(Mqtt(publisher))
+            self.services.append(Mqtt(publisher, self.state, self.labels))
         stack.callback(setattr, self.state, "camera_state", "ended")  # before MQTT's last word
         self._install_signals(stack)
         stack.callback(self.notifier.stopping)
@@ -140,7 +143,7 @@ class App:
         dw = scan_width(s.width, self.cfg.detect)  # the Pi camera's small detection stream
         if s.camera:
             source = ResilientSource(lambda: source_from_config(s, dw), self.stop,
-                                     s.reconnect_max_s, self._wait, hours=Hours.parse(s.hours))
+                                     s.reconnect_max_s, hours=Hours.parse(s.hours))
         else:
             source = source_from_config(s, dw)
         stack.callback(source.close)  # a half-opened source lets go of what it holds
@@ -169,10 +172,11 @@ class App:
         for service in self.services:
             service.on_frame(result, stats)
 
-    def _wait(self, message: str) -> None:
-        """The camera waits on purpose (ResilientSource's on_wait, at least once a second)."""
+    def _wait(self, wait: Wait, stats: RunStats) -> None:
+        """The camera waits on purpose (a Wait from ResilientSource, at least once a
+        second)."""
         for service in self.services:
-            service.on_wait(self.source, message, self.stats)
+            service.on_wait(wait, stats)
 
     def summary_line(self) -> str:
         ms = self.stats.mean_ms()

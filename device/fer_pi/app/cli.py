@@ -89,9 +89,9 @@ def demo_config(cfg: cfgmod.Config) -> cfgmod.Config:
     from dataclasses import replace
 
     from fer_pi.board.display import has_display
-    from fer_pi.devtools.synth import cache_dir, demo_clip
+    from fer_pi.sources.demo import cache_dir, demo_clip
 
-    clip = cache_dir() / "demo-v2.avi"  # bump when synth.demo_placements changes
+    clip = cache_dir() / "demo-v2.avi"  # bump when demo.demo_placements changes
     if not clip.is_file():
         demo_clip(clip)
     headless = cfg.output.headless or not has_display()

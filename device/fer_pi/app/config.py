@@ -15,25 +15,13 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from fer_pi.app.labels import parse_names
-from fer_pi.app.words import parse_words
+from fer_pi.core.constants import PRIVACY, ROTATIONS
+from fer_pi.core.labels import parse_names
+from fer_pi.core.settings import ConfigError, read_secret, setting
+from fer_pi.core.words import parse_words
+from fer_pi.outputs.mqtt import MqttConfig
 from fer_pi.sources.hours import Hours
 from fer_pi.vision.smooth import SmoothSettings as _S
-
-
-class ConfigError(Exception):
-    """A setting that cannot be used; the message names the key."""
-
-
-def setting(default: Any, help: str, lo: float | None = None, hi: float | None = None,
-            choices: tuple | None = None, flag: str | None = None, flag_value: Any = None):
-    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "flag": flag,
-            "flag_value": flag_value}
-    return field(default=default, metadata=meta)
-
-
-PRIVACY = ("off", "pixelate", "no_picture")
-ROTATIONS = (0, 90, 180, 270)  # degrees clockwise
 
 
 @dataclass(frozen=True)
@@ -226,36 +214,6 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
-class MqttConfig:
-    enabled: bool = setting(False, "publish face events, the room summary and health to an "
-                            "MQTT broker (never images)", flag="--mqtt", flag_value=True)
-    host: str = setting("localhost", "broker host name or address", flag="--mqtt-host")
-    port: int = setting(1883, "broker port (8883 is usual with TLS)", 1, 65535,
-                        flag="--mqtt-port")
-    topic_prefix: str = setting("fer-pi", "topics are <prefix>/<device_id>/availability, "
-                                "/state and /face")
-    device_id: str = setting("", "this device's name in topics and Home Assistant (empty: the "
-                             "host name)")
-    username: str = setting("", "broker user name (empty: anonymous)")
-    password: str = setting("", "broker password (prefer password_file)")
-    password_file: str = setting("", "file whose first line is the broker password")
-    tls: bool = setting(False, "connect with TLS")
-    ca_file: str = setting("", "CA certificate(s) to check the broker against (empty with tls: "
-                           "the system's CAs)")
-    cert_file: str = setting("", "client certificate for TLS client authentication")
-    key_file: str = setting("", "private key of cert_file")
-    qos: int = setting(1, "MQTT quality of service for events and state", 0, 2)
-    interval_s: float = setting(10.0, "seconds between periodic state and per-face updates "
-                                "(changes go out at once)", 0.5, 3600.0)
-    keepalive_s: int = setting(30, "MQTT keepalive; the broker publishes 'offline' after "
-                               "1.5 times this without a word", 5, 3600)
-    reconnect_max_s: int = setting(60, "longest wait between reconnection attempts, seconds "
-                                   "(backoff starts at 1 s)", 1, 3600)
-    discovery: bool = setting(True, "announce sensors with Home Assistant MQTT discovery")
-    discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix")
-
-
-@dataclass(frozen=True)
 class StatusConfig:
     enabled: bool = setting(False, "serve GET /status (JSON) and GET /metrics (Prometheus) "
                             "over HTTP", flag="--status", flag_value=True)
@@ -384,20 +342,6 @@ def _validate_cec(cfg: Config) -> None:
         raise ConfigError(f"board.cec_device = {dev!r}: no such device (ls /dev/cec*)")
     if shutil.which("cec-ctl") is None:
         raise ConfigError("board.cec_device: cec-ctl not found (sudo apt install v4l-utils)")
-
-
-def read_secret(path: str, key: str) -> str:
-    """The first line of a secret file (a password, a token), without its line end."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            secret = fh.readline().rstrip("\r\n")
-    except FileNotFoundError:
-        raise ConfigError(f"{key}: file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{key}: cannot read {path} ({exc})") from None
-    if not secret.strip():
-        raise ConfigError(f"{key}: {path} is empty")
-    return secret
 
 
 _TOPIC_PART = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")

@@ -11,31 +11,20 @@ import logging
 from datetime import datetime
 from typing import Protocol
 
-from fer_pi.outputs.events import room_summary
+from fer_pi.core.records import FrameResult, Wait, room_summary
+from fer_pi.core.stats import RunStats
 from fer_pi.outputs.health import HealthState, HealthWriter
 from fer_pi.outputs.notify import Notifier
 from fer_pi.sources.hours import when
-from fer_pi.vision.pipeline import RunStats
-from fer_pi.vision.schema import FrameResult
 
 log = logging.getLogger(__name__)
-
-
-class Waiting(Protocol):
-    """The camera wrapper's side of a wait (sources.ResilientSource)."""
-
-    state: str  # "closed" (outside source.hours), "retrying", "lost", ...
-    opens_at: datetime | None
-    retry_in_s: float
-    reconnects: int
-    corrupt_frames: int
 
 
 class Service(Protocol):
     def on_frame(self, result: FrameResult, stats: RunStats) -> None:
         """A frame is done (shown and written)."""
 
-    def on_wait(self, source: Waiting, message: str, stats: RunStats) -> None:
+    def on_wait(self, wait: Wait, stats: RunStats) -> None:
         """At least once a second while the camera waits, instead of frames."""
 
 
@@ -47,11 +36,11 @@ class Health:
 
     def on_frame(self, result: FrameResult, stats: RunStats) -> None:
         self.state.update(stats.fps, len(result.faces), stats.frames, stats.mean_ms(),
-                          room_summary(result.faces, self.labels))
+                          result.room or room_summary(result.faces, self.labels))
         self.writer.maybe_write()
 
-    def on_wait(self, source: Waiting, message: str, stats: RunStats) -> None:
-        self.state.camera_state = source.state  # retrying, or closed outside source.hours
+    def on_wait(self, wait: Wait, stats: RunStats) -> None:
+        self.state.camera_state = wait.state  # retrying, or closed outside source.hours
         # frames_total is a Prometheus counter: it must not fall back to 0 while waiting
         self.state.update(0.0, 0, stats.frames, {}, room_summary((), self.labels))
         self.writer.maybe_write()
@@ -71,19 +60,24 @@ class Systemd:
     def on_frame(self, result: FrameResult, stats: RunStats) -> None:
         self.notifier.frame_done(stats.fps, len(result.faces))
 
-    def on_wait(self, source: Waiting, message: str, stats: RunStats) -> None:
-        self.notifier.keepalive(message)
+    def on_wait(self, wait: Wait, stats: RunStats) -> None:
+        self.notifier.keepalive(wait.message)
 
 
 class Mqtt:
-    def __init__(self, publisher):
-        self.publisher = publisher
+    """Face events and the room's state: the frame's own room summary, and the health
+    snapshot (read after Health has updated it for this frame)."""
+
+    def __init__(self, publisher, state: HealthState, labels: tuple[str, ...]):
+        self.publisher, self.state, self.labels = publisher, state, labels
 
     def on_frame(self, result: FrameResult, stats: RunStats) -> None:
-        self.publisher.on_frame(result)
+        self.publisher.on_frame(result, result.room or room_summary(result.faces, self.labels),
+                                self.state.snapshot)
 
-    def on_wait(self, source: Waiting, message: str, stats: RunStats) -> None:
-        self.publisher.on_frame(None)  # the faces go; the state still goes out
+    def on_wait(self, wait: Wait, stats: RunStats) -> None:
+        # the faces go; the state still goes out
+        self.publisher.on_frame(None, room_summary((), self.labels), self.state.snapshot)
 
 
 class Screen:
@@ -96,15 +90,15 @@ class Screen:
     def on_frame(self, result: FrameResult, stats: RunStats) -> None:
         self.display.status, self.display.night = "", False
 
-    def on_wait(self, source: Waiting, message: str, stats: RunStats) -> None:
+    def on_wait(self, wait: Wait, stats: RunStats) -> None:
         d = self.display
         board = d.board
-        if source.state == "closed" and source.opens_at:
-            d.status = board.say("closed", time=when(source.opens_at, datetime.now(),
+        if wait.state == "closed" and wait.opens_at:
+            d.status = board.say("closed", time=when(wait.opens_at, datetime.now(),
                                                      tuple(board.say("days").split())))
         else:
-            d.status = board.say("camera_lost", s=f"{source.retry_in_s:.0f}")
-        d.night = source.state == "closed"
+            d.status = board.say("camera_lost", s=f"{wait.retry_in_s:.0f}")
+        d.night = wait.state == "closed"
         if not d.show(None, stats):
             self.stop.set()
 
@@ -118,8 +112,8 @@ class TvPower:
     def on_frame(self, result: FrameResult, stats: RunStats) -> None:
         self.screen.follow("running")
 
-    def on_wait(self, source: Waiting, message: str, stats: RunStats) -> None:
-        self.screen.follow(source.state)
+    def on_wait(self, wait: Wait, stats: RunStats) -> None:
+        self.screen.follow(wait.state)
 
 
 class LoopFacts:
@@ -136,5 +130,5 @@ class LoopFacts:
         st.camera_reconnects = getattr(self.source, "reconnects", 0)
         st.corrupt_frames = self.source.corrupt_frames
 
-    def on_wait(self, source: Waiting, message: str, stats: RunStats) -> None:
+    def on_wait(self, wait: Wait, stats: RunStats) -> None:
         pass

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fer_pi.core.records import Face, FrameResult
 from fer_pi.vision.prepare import crop_face
-from fer_pi.vision.schema import Face, FrameResult
 
 
 @dataclass

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import pygame
 
 from fer_pi.board.paint import Board, BoardStats
-from fer_pi.vision.pipeline import RunStats
-from fer_pi.vision.schema import FrameResult
+from fer_pi.core.records import FrameResult
+from fer_pi.core.stats import RunStats
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ class PygameDisplay:
             self.surface = pygame.display.set_mode(self.window_size, pygame.RESIZABLE)
 
     def handle_events(self) -> bool:
+        """The keys (and the window's close button): False when the user asked to quit.
+        The loop (app.loop) calls it, the one place that polls them."""
         if self.surface is None:  # no screen (yet): no keys
             return True
         for event in pygame.event.get():
@@ -139,8 +141,6 @@ class PygameDisplay:
                 self._open()
             elif not self._retry():
                 return True  # still no screen: the loop goes on without the board
-        if not self.handle_events():
-            return False
         shown = BoardStats(stats.fps, {k: v for k, v in stats.mean_ms().items()
                                        if k in ("detect", "infer", "draw", "total")},
                            self.status, time.monotonic() if self.night else None)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pygame
 
-from fer_pi.app.labels import UNCERTAIN
+from fer_pi.core.labels import UNCERTAIN
 
 # one colour per emotion (RGB), chosen to stay apart for common colour blindness
 # where possible: warm for negative arousal, cool for low arousal

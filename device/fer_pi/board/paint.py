@@ -13,13 +13,12 @@ import cv2
 import numpy as np
 import pygame
 
-from fer_pi.app.config import PRIVACY, ROTATIONS
-from fer_pi.app.labels import UNCERTAIN
-from fer_pi.app.words import WORDS
 from fer_pi.board.cards import Card, CardDeck, pixelate
 from fer_pi.board.layout import BACKGROUND, DIM, NIGHT_TEXT, PANEL, TEXT, Layout, colour_for, layout
-from fer_pi.outputs.events import room_summary
-from fer_pi.vision.schema import FrameResult
+from fer_pi.core.constants import PRIVACY, ROTATIONS
+from fer_pi.core.labels import UNCERTAIN
+from fer_pi.core.records import FrameResult, room_summary
+from fer_pi.core.words import WORDS
 
 
 @dataclass
@@ -172,7 +171,7 @@ class Board:
         title = self.font(int(u * 1.4)).render("fer-pi", True, TEXT)
         surface.blit(title, (panel.x + u // 2, panel.y + u // 2))
         y = panel.y + u // 2 + title.get_height() + u // 4
-        y = self._draw_summary(surface, lay, result.faces if result else (), y) + u // 3
+        y = self._draw_summary(surface, lay, result, y) + u // 3
         if not self.cards:
             msg = self.font(u).render(self.say("no_faces"), True, DIM)
             surface.blit(msg, (panel.x + u // 2, y))
@@ -212,10 +211,14 @@ class Board:
             self._thumbs[card.slot] = got
         return got[2]
 
-    def _draw_summary(self, surface, lay: Layout, faces, y: int) -> int:
-        """The room at a glance: how many faces show each emotion."""
+    def _draw_summary(self, surface, lay: Layout, result: FrameResult | None, y: int) -> int:
+        """The room at a glance: how many faces show each emotion (the frame's own room
+        summary, made with its faces)."""
         u = lay.unit
-        counts = room_summary(faces, self.labels)["counts"]
+        faces = result.faces if result else ()
+        room = (result.room if result is not None and result.room
+                else room_summary(faces, self.labels))
+        counts = room["counts"]
         font = self.font(max(10, int(u * 0.9)))
         x = lay.panel.x + u // 2
         n = len(faces)

@@ -26,7 +26,7 @@ from fer_pi.devtools.stages import (
     bench_pipeline,
     infer_stats,
 )
-from fer_pi.devtools.synth import NeedsExtra
+from fer_pi.sources.demo import NeedsExtra
 from fer_pi.vision.modelfile import ModelError, resolve_model
 
 

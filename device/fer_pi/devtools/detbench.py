@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import replace
 
 import numpy as np
 
 from fer_pi.app.config import Config
+from fer_pi.core.records import Frame
 from fer_pi.devtools import scenes as sc
-from fer_pi.vision.schema import Frame
 
 FPS = 30.0
 
@@ -72,7 +71,7 @@ def clip(cfg: Config, scenes: list[sc.Scene], classifier, live: bool = True) -> 
     """The pipeline fer-pi builds from ``cfg`` on one clip, frame by frame as a camera gives
     them (``live``: at 30 frames a second, the whole-frame scan on its worker thread, as
     with a camera). CPU time is the whole process's, the scan thread's included."""
-    from fer_pi.vision.pipeline import build
+    from fer_pi.app.assemble import build
 
     pipeline = build(cfg, classifier, live=live)
     start = time.perf_counter()
@@ -149,7 +148,3 @@ def run(cfg: Config, model_path, n_stills: int = 200, n_clips: int = 3, clip_fra
         "per_clip": runs,
     }
     return out
-
-
-def with_detect(cfg: Config, **changes) -> Config:
-    return replace(cfg, detect=replace(cfg.detect, **changes))

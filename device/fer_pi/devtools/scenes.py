@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_pi.core.records import FaceBox
 from fer_pi.vision.detect import HaarDetector, to_gray
-from fer_pi.vision.schema import FaceBox
 
 # bundled with scikit-image (no download), and with no face in them
 BACKGROUNDS = ("coffee", "rocket", "brick", "grass", "gravel", "page", "moon", "coins")
@@ -75,7 +75,7 @@ def face_photos(limit: int = 60, seed: int = 0) -> tuple[list[FacePhoto], str]:
 
 def astronaut_photo() -> FacePhoto:
     """The bundled astronaut's head and shoulders, with the face box the cascade finds."""
-    from fer_pi.devtools.synth import astronaut_face_bgr
+    from fer_pi.sources.demo import astronaut_face_bgr
 
     img = astronaut_face_bgr()
     (box,) = HaarDetector(detect_width=0).detect(to_gray(img))
@@ -86,7 +86,7 @@ def backgrounds(width: int, height: int) -> list[np.ndarray]:
     try:
         from skimage import data
     except ImportError:
-        from fer_pi.devtools.synth import NeedsExtra
+        from fer_pi.sources.demo import NeedsExtra
 
         raise NeedsExtra("the benchmark's backgrounds are scikit-image's bundled pictures: "
                          "pip install 'fer-pi[demo]'") from None

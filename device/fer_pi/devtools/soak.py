@@ -48,10 +48,11 @@ def main(argv=None) -> int:
         return 2
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from fer_pi.app.assemble import build
     from fer_pi.app.config import Config
+    from fer_pi.app.loop import run
     from fer_pi.devtools.stages import generated_clip
     from fer_pi.sources import VideoFile
-    from fer_pi.vision.pipeline import build, run
 
     clip = Path(args.video) if args.video else generated_clip(2, 640, 480)
     src = VideoFile(clip, loop=True)

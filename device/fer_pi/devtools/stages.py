@@ -47,7 +47,7 @@ def _screen(text: str) -> tuple[int, int]:
 
 def generated_clip(n_faces: int, width: int, height: int, frames: int = 60) -> Path:
     """Cached per shape: faces drift a few pixels a frame so tracking has work to do."""
-    from fer_pi.devtools.synth import (
+    from fer_pi.sources.demo import (
         Placement,
         astronaut_bgr,
         astronaut_face_bgr,
@@ -79,7 +79,7 @@ def room_clip(n_faces: int, face_px: int, width: int, height: int, frames: int =
     faces are ``face_px`` wide, side by side on a textured background (scikit-image's
     brick), drifting a few pixels a frame. Cached per shape."""
     from fer_pi.devtools.scenes import astronaut_photo, backgrounds, paste
-    from fer_pi.devtools.synth import cache_dir, write_clip
+    from fer_pi.sources.demo import cache_dir, write_clip
 
     path = cache_dir() / f"room-{n_faces}x{face_px}px-{width}x{height}-v1.avi"
     if path.is_file():
@@ -120,8 +120,9 @@ def open_bench_source(args, cfg: Config):
 
 
 def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> dict:
+    from fer_pi.app.assemble import build
+    from fer_pi.app.loop import run
     from fer_pi.vision.classify import Classifier
-    from fer_pi.vision.pipeline import build, run
 
     cfg = replace(cfg, model=replace(cfg.model, path=str(model), threads=threads),
                   track=replace(cfg.track, detect_every=every,

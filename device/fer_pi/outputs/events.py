@@ -1,6 +1,6 @@
 """From frame results to the few facts worth sending out: a face appeared, its shown
-label changed, it left; and the room's summary. Pure logic, no network, so the MQTT
-publisher and the tests share it.
+label changed, it left (the room's summary is core.records.room_summary). Pure logic, no
+network, so the MQTT publisher and the tests share it.
 
 Only tracked faces make events: without an identity a "change" means nothing. The
 label is the one the board shows (smoothed, with hysteresis), so the event stream
@@ -10,11 +10,10 @@ flickers no more than the board does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
-from fer_pi.app.labels import UNCERTAIN
-from fer_pi.vision.schema import Face, FrameResult
+from fer_pi.core.records import FrameResult
 
 
 @dataclass(frozen=True)
@@ -36,18 +35,6 @@ class FaceEvent:
         d["t"] = round(self.t, 3)
         d["time"] = round(self.time, 3)
         return d
-
-
-def room_summary(faces: Sequence[Face], labels: tuple[str, ...]) -> dict:
-    """Faces per shown label (every label present, zeros included, so that a dashboard's
-    series do not vanish) and the most common one ("none" in an empty room)."""
-    counts = dict.fromkeys(labels, 0)
-    counts[UNCERTAIN] = 0
-    for face in faces:
-        counts[face.shown_label] = counts.get(face.shown_label, 0) + 1
-    ranked = sorted((n, -i, k) for i, (k, n) in enumerate(counts.items()) if k != UNCERTAIN and n)
-    return {"faces": len(faces), "dominant": ranked[-1][2] if ranked else "none",
-            "counts": counts}
 
 
 class EventStream:

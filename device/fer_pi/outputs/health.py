@@ -28,7 +28,8 @@ THERMAL_MAX_AGE_S = 5.0
 class HealthState:
     """What the loop knows about itself, shared with readers on other threads (the
     status endpoint, MQTT): the loop calls ``update`` once a frame, readers call
-    ``snapshot``. The camera wrapper updates the camera fields."""
+    ``snapshot``. The App's services (app.services: LoopFacts, Health) set the camera
+    fields from the loop's frames and waits."""
 
     camera_state: str = "starting"  # starting, running, lost, retrying, closed, ended
     camera_reconnects: int = 0
@@ -178,7 +179,6 @@ class HealthWriter:
         self.interval_s = interval_s
         self.state = state
         self._last = 0.0
-        self.last_snapshot: dict | None = None
 
     @property
     def enabled(self) -> bool:
@@ -191,7 +191,6 @@ class HealthWriter:
             return
         self._last = now
         snap = self.state.snapshot()
-        self.last_snapshot = snap
         try:
             if self.state_path:
                 write_atomic(self.state_path, json.dumps(snap, indent=1) + "\n")

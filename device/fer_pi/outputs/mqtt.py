@@ -21,18 +21,53 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fer_pi import __version__
-from fer_pi.app.config import ConfigError, MqttConfig, read_secret
+from fer_pi.core.records import FrameResult
+from fer_pi.core.settings import ConfigError, read_secret, setting
 from fer_pi.outputs.events import EventStream
 from fer_pi.outputs.health import HealthState
-from fer_pi.vision.schema import FrameResult
 
 log = logging.getLogger(__name__)
 
 ONLINE, OFFLINE = "online", "offline"
 QUEUE_LIMIT = 1000  # messages held while the broker is away; older ones are kept, new dropped
 STATE_MIN_GAP_S = 0.5  # a changing room is reported at most this often
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """[mqtt]: app.config reads its keys like every section's."""
+
+    enabled: bool = setting(False, "publish face events, the room summary and health to an "
+                            "MQTT broker (never images)", flag="--mqtt", flag_value=True)
+    host: str = setting("localhost", "broker host name or address", flag="--mqtt-host")
+    port: int = setting(1883, "broker port (8883 is usual with TLS)", 1, 65535,
+                        flag="--mqtt-port")
+    topic_prefix: str = setting("fer-pi", "topics are <prefix>/<device_id>/availability, "
+                                "/state and /face")
+    device_id: str = setting("", "this device's name in topics and Home Assistant (empty: the "
+                             "host name)")
+    username: str = setting("", "broker user name (empty: anonymous)")
+    password: str = setting("", "broker password (prefer password_file)")
+    password_file: str = setting("", "file whose first line is the broker password")
+    tls: bool = setting(False, "connect with TLS")
+    ca_file: str = setting("", "CA certificate(s) to check the broker against (empty with tls: "
+                           "the system's CAs)")
+    cert_file: str = setting("", "client certificate for TLS client authentication")
+    key_file: str = setting("", "private key of cert_file")
+    qos: int = setting(1, "MQTT quality of service for events and state", 0, 2)
+    interval_s: float = setting(10.0, "seconds between periodic state and per-face updates "
+                                "(changes go out at once)", 0.5, 3600.0)
+    keepalive_s: int = setting(30, "MQTT keepalive; the broker publishes 'offline' after "
+                               "1.5 times this without a word", 5, 3600)
+    reconnect_max_s: int = setting(60, "longest wait between reconnection attempts, seconds "
+                                   "(backoff starts at 1 s)", 1, 3600)
+    discovery: bool = setting(True, "announce sensors with Home Assistant MQTT discovery")
+    discovery_prefix: str = setting("homeassistant", "Home Assistant's discovery prefix")
+
 
 
 def device_id(cfg: MqttConfig) -> str:
@@ -208,18 +243,19 @@ class MqttPublisher:
         if info.rc == self.paho.MQTT_ERR_QUEUE_SIZE:
             self.dropped += 1
 
-    def on_frame(self, result: FrameResult | None) -> None:
-        """Called once per frame after the health state was updated; with None while the
-        camera is being retried: the faces then go (``gone``) and the state still goes out
-        at the interval."""
+    def on_frame(self, result: FrameResult | None, room: dict,
+                 snapshot: Callable[[], dict]) -> None:
+        """Called once per frame with the frame's room summary and the health snapshot's
+        maker (the App's, updated for this frame); with None while the camera is being
+        retried: the faces then go (``gone``) and the state still goes out at the
+        interval."""
         for ev in self.events.update(result) if result is not None else self.events.clear():
             self._publish(self.topics["face"], ev.to_dict())
         now = time.monotonic()
-        room = self.state.room  # set by the loop's health update for this frame
         changed = self._last_state is None or room != self._last_state.get("room")
         due = now >= self._next_interval
         if due or (changed and now - self._last_state_t >= STATE_MIN_GAP_S):
-            snap = self.state.snapshot()
+            snap = snapshot()
             self._last_state, self._last_state_t = snap, now
             if due:
                 self._next_interval = now + self.cfg.interval_s

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from fer_pi.vision.schema import FrameResult
+from fer_pi.core.records import FrameResult
 
 log = logging.getLogger(__name__)
 

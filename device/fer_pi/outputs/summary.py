@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fer_pi.app.labels import LABELS, UNCERTAIN
+from fer_pi.core.labels import LABELS, UNCERTAIN
 
 EXIT_INPUT, EXIT_OUTPUT = 3, 5  # as fer-pi's: input cannot be opened, output not written
 # --by: periods of local time, named so that sorting the names sorts the periods

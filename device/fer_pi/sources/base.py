@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from fer_pi.vision.schema import Frame
+from fer_pi.core.records import Frame
 
 
 class SourceError(Exception):

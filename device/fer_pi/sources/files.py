@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_pi.core.records import Frame
 from fer_pi.sources.base import SourceError
-from fer_pi.vision.schema import Frame
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}

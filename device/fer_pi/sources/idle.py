@@ -5,17 +5,17 @@ busy (and warm, and drawing power) for a room with nobody in it. After ``after_s
 seconds without a face the loop reads and processes only ``fps`` frames a second; the
 first frame with a face brings the full rate back at once, so a visitor waits at most
 one idle period (0.2 s at 5 FPS) before the board follows them. Only live cameras are
-paced: a recorded video is read as fast as it can be.
+paced: a recorded video is read as fast as it can be. The loop (app.loop) does the waiting,
+polling the board's keys meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
-from fer_pi.vision.schema import FrameResult
+from fer_pi.core.records import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -47,28 +47,3 @@ class IdlePacer:
         wait = max(0.0, self.period - (now - self._resumed))
         self._resumed = now + wait
         return wait
-
-
-def paced(pacer: IdlePacer, stop: threading.Event,
-          poll: Callable[[], bool] | None = None, every_s: float = 0.05
-          ) -> Callable[[FrameResult], float]:
-    """``pipeline.run``'s ``pace``: waits as the pacer says, and while it waits runs
-    ``poll`` (the board's keys) every ``every_s``, setting ``stop`` when it returns False.
-    An idle wait is up to 5 s (idle_fps 0.2); Esc must not wait for the next frame."""
-
-    def pace(result: FrameResult) -> float:
-        wait = pacer.wait_s(result)
-        if poll is None or wait <= 0:
-            return wait
-        deadline = time.monotonic() + wait
-        while not stop.is_set():
-            if not poll():
-                stop.set()
-                break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            stop.wait(min(every_s, left))
-        return 0.0
-
-    return pace

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
+from fer_pi.core.records import Frame
 from fer_pi.sources.base import SourceError
-from fer_pi.vision.schema import Frame
 
 log = logging.getLogger(__name__)
 

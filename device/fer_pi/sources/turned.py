@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import cv2
 
+from fer_pi.core.records import Frame
 from fer_pi.sources.base import FrameSource
-from fer_pi.vision.schema import Frame
 
 _TURNS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 

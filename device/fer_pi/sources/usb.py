@@ -6,8 +6,8 @@ import time
 
 import cv2
 
+from fer_pi.core.records import Frame
 from fer_pi.sources.base import SourceError
-from fer_pi.vision.schema import Frame
 
 
 class OpenCVCamera:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_pi.core.records import Prediction
 from fer_pi.vision.modelfile import ModelError, ModelInfo, read_model_info
-from fer_pi.vision.schema import Prediction
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_pi.vision.schema import FaceBox
+from fer_pi.core.records import FaceBox
 
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
 _SYSTEM_DIRS = (

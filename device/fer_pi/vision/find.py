@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
+from fer_pi.core.records import FaceBox
 from fer_pi.vision.detect import HaarDetector
-from fer_pi.vision.schema import FaceBox
 from fer_pi.vision.track import Track, Tracker
 
 log = logging.getLogger(__name__)

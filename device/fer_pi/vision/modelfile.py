@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from fer_pi.app.labels import LABELS
+from fer_pi.core.labels import LABELS
 from fer_pi.vision.prepare import FacePrep
 
 DEFAULT_MODEL = "vgg"

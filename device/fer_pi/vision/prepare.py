@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fer_pi.vision.schema import FaceBox
+from fer_pi.core.records import FaceBox
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer_pi.app.labels import UNCERTAIN
+from fer_pi.core.labels import UNCERTAIN
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from fer_pi.vision.schema import FaceBox
+from fer_pi.core.records import FaceBox
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,6 @@ class Track:
     vs: float = 0.0  # size change per frame
     hits: int = 1
     missed: int = 0
-    first_frame: int = 0
     last_frame: int = 0
 
     def predicted(self, frames_ahead: int = 1) -> FaceBox:
@@ -99,7 +98,7 @@ class Tracker:
                     vs=(1 - a) * t.vs + a * (d.w - t.box.w) / g,
                 )
             else:
-                t = Track(self._next_id, d, first_frame=frame_index, last_frame=frame_index)
+                t = Track(self._next_id, d, last_frame=frame_index)
                 self._next_id += 1
             kept.append(t)
             out.append((t, d))
