@@ -38,7 +38,11 @@ while [ $# -gt 0 ]; do
     --purge) PURGE=1 ;;
     --no-enable) ENABLE=0 ;;
     --network) NETWORK=1 ;;
-    --source) SRC=$2; shift ;;
+    --source)
+      if [ $# -lt 2 ] || [ -z "$2" ]; then
+        echo "install.sh: --source needs a folder (a fer-pi checkout)" >&2; exit 2
+      fi
+      SRC=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -58,6 +62,11 @@ write_file() {  # write_file PATH MODE < content
     printf '%s\n' "$content" > "$path.tmp" && chmod "$mode" "$path.tmp" && mv "$path.tmp" "$path"
   fi
 }
+
+if [ ! -f "$SRC/pyproject.toml" ] || [ ! -d "$SRC/device/fer_pi" ]; then
+  echo "install.sh: $SRC is not a fer-pi checkout (no pyproject.toml and device/fer_pi)" >&2
+  exit 2
+fi
 
 if [ "$DRY" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
   echo "install.sh: run as root (sudo), or with --dry-run to see the steps" >&2
@@ -123,7 +132,14 @@ sys_numpy=$(python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || t
   fi
 } | write_file "$constraints" 0644
 run "$VENV/bin/python" -m pip install --upgrade pip
-run "$VENV/bin/python" -m pip install --upgrade --constraint "$constraints" "$SRC"
+# built from a clean copy, never inside the checkout: setuptools' build/ there would be left
+# owned by root, and a stale build/lib file from an older checkout would go into the wheel
+stage=$(mktemp -d /tmp/fer-pi-src.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+printf '+ copy %s to %s (without build/, dist/, *.egg-info, .git, .venv)\n' "$SRC" "$stage"
+tar -C "$SRC" --exclude=./build --exclude=./dist --exclude='*.egg-info' --exclude=./.git \
+  --exclude=./.venv --exclude='__pycache__' -cf - . | tar -C "$stage" -xf -
+run "$VENV/bin/python" -m pip install --upgrade --constraint "$constraints" "$stage"
 run cp "$SRC/README.md" "$PREFIX/README.md"
 
 step "settings: $CONF_DIR/config.toml (kept if it exists)"

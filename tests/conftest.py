@@ -23,6 +23,7 @@ from fer_pi.vision.detect import HaarDetector, to_gray  # noqa: E402
 from fer_pi.vision.modelfile import resolve_model  # noqa: E402
 
 W, H = 640, 480
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 

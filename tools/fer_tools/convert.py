@@ -22,6 +22,7 @@ from fer_pi.vision.modelfile import METADATA_FORMAT
 from fer_tools.cliutil import main_wrapper, need_module
 from fer_tools.data import DataError, file_sha256, load_split, stratified_subset
 from fer_tools.gitinfo import git_commit
+from fer_tools.portable import portable
 
 EXIT_REFUSED = 3
 
@@ -279,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
         "conversion": {"git_commit": git_commit(), "io": args.io,
                        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
     }
+    meta = portable(meta)  # it ships: no path of this machine in it
     tmp_model = out.with_suffix(".tflite.tmp")
     tmp_model.write_bytes(tflite)
     tmp_meta = out.with_suffix(".json.tmp")

@@ -33,6 +33,7 @@ import numpy as np
 from fer_pi.core.labels import LABELS, UNCERTAIN
 from fer_tools.cliutil import has_module, main_wrapper
 from fer_tools.metrics import report
+from fer_tools.portable import portable_path
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 FILE_COLUMNS = ("local_file", "file", "path")
@@ -362,8 +363,9 @@ def run(args) -> int:
     set_name = args.name or (path.parent.name if path.is_file() else path.name)
     from fer_tools.data import file_sha256
 
-    result = {"set": str(path), "set_name": set_name, "subset": subset, "items": len(items),
-              "model": device.name, "model_file": str(device.classifier.info.path),
+    result = {"set": portable_path(str(path)), "set_name": set_name, "subset": subset,
+              "items": len(items), "model": device.name,
+              "model_file": portable_path(str(device.classifier.info.path)),
               "model_sha256": file_sha256(device.classifier.info.path),
               "flip_tta": cfg.model.flip_tta, "face_prep": device.prep.to_metadata(),
               "detect": {k: getattr(cfg.detect, k) for k in ("scale_factor", "min_neighbors",

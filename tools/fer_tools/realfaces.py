@@ -16,6 +16,7 @@ import numpy as np
 
 from fer_pi.core.labels import LABELS
 from fer_tools.data import DataError, file_sha256
+from fer_tools.portable import portable_path
 
 
 def default_dir() -> Path | None:
@@ -70,7 +71,7 @@ def faces(folder: Path, performers: set[str], prep) -> tuple[np.ndarray, np.ndar
             continue
         xs.append(prep.crop(gray, max(boxes, key=lambda b: b.w * b.h), (48, 48)))
         ys.append(LABELS.index(r["label"]))
-    info = {"dir": str(folder), "performers": sorted(performers), "pictures": len(rows),
+    info = {"dir": portable_path(str(folder)), "performers": sorted(performers), "pictures": len(rows),
             "faces": len(xs), "no_face": missed,
             "manifest_sha256": file_sha256(folder / "MANIFEST.tsv")}
     return np.array(xs, np.uint8), np.array(ys, np.uint8), info

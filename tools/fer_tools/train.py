@@ -340,7 +340,11 @@ class _Progress:
 
         class CB(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                outer.t0 = time.monotonic()
+                outer.t0 = outer._said = time.monotonic()
+                outer.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                outer.batch_end(batch, self.params.get("steps"), logs or {})
 
             def on_epoch_end(self, epoch, logs=None):
                 outer.epoch_end(self.model, epoch, logs or {})
@@ -351,6 +355,21 @@ class _Progress:
         self.best = max((h["val_accuracy"] for h in history), default=-1.0)
         self.start_epoch = start_epoch
         self.swa = swa
+
+    PROGRESS_EVERY_S = 10.0  # a line within an epoch at most this often (a CPU epoch: minutes)
+
+    def batch_end(self, batch: int, steps: int | None, logs: dict) -> None:
+        """Within a long epoch, a line every PROGRESS_EVERY_S: batches done and time left."""
+        now = time.monotonic()
+        if self.quiet or now - self._said < self.PROGRESS_EVERY_S:
+            return
+        self._said = now
+        done = batch + 1
+        left = (now - self.t0) / done * (steps - done) if steps else None
+        loss = logs.get("loss")
+        print(f"  epoch {self.epoch + 1}: batch {done}/{steps or '?'}"
+              + (f", loss {float(loss):.4f}" if loss is not None else "")
+              + (f", {left:.0f} s left in this epoch" if left is not None else ""), flush=True)
 
     def epoch_end(self, model, epoch: int, logs: dict) -> None:
         took = time.monotonic() - self.t0

@@ -9,6 +9,7 @@ propagate to the CLI, which turns them into one line and an exit code.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from contextlib import ExitStack
@@ -41,10 +42,10 @@ class App:
 
     def __init__(self, cfg: cfgmod.Config, demo: bool = False):
         if cfg.source.images:
-            # stills are unrelated pictures: each is scanned whole, and its faces shown at
-            # once (predicting boxes from one into the next, or waiting for a second
-            # sighting, would be wrong)
-            cfg = replace(cfg, track=replace(cfg.track, detect_every=1),
+            # stills are unrelated pictures: each stands alone, scanned whole, its faces
+            # shown at once with its own label (no track carried from one picture into the
+            # next, so no smoothing across them and no waiting for a second sighting)
+            cfg = replace(cfg, track=replace(cfg.track, enabled=False),
                           detect=replace(cfg.detect, scan_every=1, confirm_frames=1))
         self.cfg, self.demo = cfg, demo
         self.model_path = resolve_model(cfg.model.path)
@@ -89,7 +90,8 @@ class App:
         if o.path:
             from fer_pi.outputs.results import ResultWriter
 
-            self.writer = ResultWriter(o.path, self.labels, o.interval_s, o.append, keep=o.keep)
+            self.writer = ResultWriter(o.path, self.labels, o.interval_s, o.append, keep=o.keep,
+                                       files=bool(cfg.source.images))
             stack.callback(self.writer.close)
             self.state.output = self.writer.status
             sinks.append(self.writer.write)
@@ -156,7 +158,10 @@ class App:
             log.info("signal %d: stopping", signum)
             self.stop.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP (a closed terminal, an ssh session that dropped) stops the run as SIGTERM
+        # does, with everything closed and written: fer-pi has no reload (systemctl
+        # restart reads a changed config)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             stack.callback(signal.signal, sig, signal.signal(sig, on_signal))
 
     def _pacer(self):
@@ -200,12 +205,45 @@ def frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off",
         raise OutputError(f"cannot create {folder}: {exc.strerror}") from None
     board = Board(labels, privacy=privacy, names=names, words=words)
     surface = pygame.Surface((1280, 720))
+    failed = [0]
 
     def save(result) -> None:
         board.draw(surface, result, BoardStats(), overlay=False)
-        pygame.image.save(surface, str(folder / f"frame_{result.frame.index:06d}.png"))
+        path = folder / f"frame_{result.frame.index:06d}.png"
+        try:
+            write_png(path, surface)
+        except OSError as exc:  # a full disk: the frame is not saved, the run goes on
+            failed[0] += 1
+            if failed[0] == 1 or failed[0] % 100 == 0:
+                log.error("cannot save %s (%s); %d frame(s) not saved, the run goes on",
+                          path, exc.strerror or exc, failed[0])
 
     return save
+
+
+def write_png(path: Path, surface) -> None:
+    """A PNG written whole or not at all (a temporary file renamed into place): a full disk
+    leaves no empty or cut picture behind."""
+    import cv2
+    import numpy as np
+    import pygame
+
+    rgb = np.frombuffer(pygame.image.tobytes(surface, "RGB"), np.uint8).reshape(
+        surface.get_height(), surface.get_width(), 3)
+    ok, png = cv2.imencode(".png", rgb[:, :, ::-1])
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(png.tobytes())
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def demo_printer():

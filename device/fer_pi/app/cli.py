@@ -14,7 +14,7 @@ import sys
 
 from fer_pi import __version__
 from fer_pi.app import config as cfgmod
-from fer_pi.outputs.results import OutputError
+from fer_pi.outputs.results import NotAppendable, OutputError
 from fer_pi.sources import SourceError
 from fer_pi.vision.detect import DetectorError
 from fer_pi.vision.modelfile import ModelError
@@ -29,7 +29,8 @@ def expected_errors() -> list[tuple[type[Exception], str, int]]:
     below. Matched with isinstance, so a subclass of one of them gets its code too."""
     from fer_pi.board.display import DisplayError  # pygame: imported once a run starts
 
-    return [(ModelError, "model error", EXIT_MODEL), (SourceError, "source error", EXIT_SOURCE),
+    return [(NotAppendable, "config error", EXIT_CONFIG),  # before OutputError: a subclass
+            (ModelError, "model error", EXIT_MODEL), (SourceError, "source error", EXIT_SOURCE),
             (OutputError, "output error", EXIT_OUTPUT), (DisplayError, "display error",
                                                          EXIT_DISPLAY),
             (DetectorError, "detector error", EXIT_ERROR),
@@ -38,10 +39,11 @@ def expected_errors() -> list[tuple[type[Exception], str, int]]:
 
 EPILOG = """\
 exit codes:
-  0  finished: the source ended, q/Esc pressed, or SIGINT/SIGTERM received
+  0  finished: the source ended, q/Esc pressed, or SIGINT/SIGTERM/SIGHUP received
   1  unexpected error
-  2  bad command line or configuration (the message names the key)
-  3  the camera, video or image folder cannot be opened
+  2  bad command line or configuration (the message names the key), or an output file
+     that is not fer-pi results to append to
+  3  the camera, video, picture or image folder cannot be opened
   4  the model is missing, corrupt or not a 48x48 grayscale 7-class model
   5  the output file cannot be written
   6  the display cannot be opened (use --headless)

@@ -29,7 +29,9 @@ class SourceConfig:
     camera: str = setting("", "camera: a V4L2/USB index (0, 1, ...), or 'picam' for the Pi "
                           "camera ('picam1': a Pi 5's second)", flag="--camera")
     video: str = setting("", "a recorded video file instead of a camera", flag="--video")
-    images: str = setting("", "a folder of images instead of a camera", flag="--images")
+    images: str = setting("", "a picture, or a folder of pictures, instead of a camera: each "
+                          "picture stands alone (no tracking or smoothing across them) and "
+                          "its records name its file", flag="--images")
     loop: bool = setting(False, "replay the video or images forever", flag="--loop",
                          flag_value=True)
     width: int = setting(640, "capture width in pixels", 64, 4096, flag="--width")
@@ -224,6 +226,9 @@ class StatusConfig:
                               "request must send (Authorization: Bearer ...); empty: none")
 
 
+# V4L2 numbers its devices /dev/video0 .. /dev/video255; OpenCV's own backends take less
+MAX_CAMERA_INDEX = 255
+
 SECTIONS = {"source": SourceConfig, "detect": DetectConfig, "model": ModelConfig,
             "track": TrackConfig, "smooth": SmoothConfig, "board": BoardConfig,
             "output": OutputConfig, "health": HealthConfig, "mqtt": MqttConfig,
@@ -295,9 +300,10 @@ def validate(cfg: Config) -> None:
     if len(chosen) > 1:
         raise ConfigError(f"source: give one of camera, video, images, not {', '.join(chosen)}")
     cam = cfg.source.camera
-    if cam and not re.fullmatch(r"\d+|picam\d?", cam):
-        raise ConfigError(f"source.camera = {cam!r}: use an index (0, 1, ...) or 'picam' "
-                          "('picam1' for a Pi 5's second camera)")
+    if cam and not re.fullmatch(r"\d{1,3}|picam\d?", cam) or (cam.isdigit() and
+                                                                int(cam) > MAX_CAMERA_INDEX):
+        raise ConfigError(f"source.camera = {cam!r}: use an index (0 .. {MAX_CAMERA_INDEX}: "
+                          "/dev/video0 ...) or 'picam' ('picam1' for a Pi 5's second camera)")
     try:
         parse_names(cfg.board.label_names)
     except ValueError as exc:
@@ -329,8 +335,24 @@ def validate(cfg: Config) -> None:
                           f"fields (results-%Y-%m-%d.jsonl), not {out!r}")
     if cfg.mqtt.enabled:
         _validate_mqtt(cfg.mqtt)
+    _validate_host(cfg.status.host)
     if cfg.status.enabled and cfg.status.token_file:
         read_secret(cfg.status.token_file, "status.token_file")
+
+
+def _validate_host(host: str) -> None:
+    """status.host: an address this machine can bind (an IP, or a host name)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", host):
+        raise ConfigError(f"status.host = {host!r}: not an IP address or a host name "
+                          "(127.0.0.1, 0.0.0.0, ::1, pi.local)")
 
 
 def _validate_cec(cfg: Config) -> None:
@@ -401,6 +423,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             if meta.get("lo") is not None:
                 text += f" ({meta['lo']}..{meta['hi']})"
             if meta.get("flag_value") is not None:
+                if meta["flag_value"] is False and f.default is True:
+                    # --no-flip-tta, --windowed: the help says what the flag does, which is
+                    # to turn the setting off
+                    text = f"turn off {section}.{f.name} (on by default: {text})"
                 group.add_argument(meta["flag"], dest=dest, action="store_const",
                                    const=meta["flag_value"], default=None, help=text)
             else:

@@ -20,6 +20,16 @@ class DisplayError(Exception):
     pass
 
 
+# SDL's drivers that draw into memory: chosen on purpose (SDL_VIDEODRIVER, the tests) they
+# are fine; fallen back to, they mean there is no screen
+OFFSCREEN = ("offscreen", "dummy")
+
+
+def chosen_driver() -> str:
+    """The SDL video driver the user asked for ('' when SDL chooses)."""
+    return os.environ.get("SDL_VIDEODRIVER", "")
+
+
 def has_display() -> bool:
     """A desktop session, or an SDL driver chosen on purpose (kmsdrm on a Pi console)."""
     driver = os.environ.get("SDL_VIDEODRIVER", "")
@@ -100,8 +110,14 @@ class PygameDisplay:
         try:
             pygame.display.init()
             pygame.font.init()
+            fallback = pygame.display.get_driver() in OFFSCREEN
+            if fallback and chosen_driver() not in OFFSCREEN:
+                # SDL found no screen and fell back to drawing nowhere: a board nobody sees
+                raise pygame.error(f"no screen found (SDL fell back to its "
+                                   f"{pygame.display.get_driver()!r} driver)")
             self._set_mode()
         except pygame.error as exc:
+            pygame.display.quit()
             raise DisplayError(f"cannot open the display ({exc}); use --headless, or set "
                                "SDL_VIDEODRIVER=kmsdrm on a Pi console") from None
         pygame.display.set_caption("fer-pi")

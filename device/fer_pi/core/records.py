@@ -26,6 +26,8 @@ class Frame:
     # steps when NTP first syncs after boot (hours or days); how long a label was held
     # and when a card fades must not step with it. None for files (position is steady).
     monotonic: float | None = None
+    # a picture's own file (--images): each picture stands alone and its record names it
+    file: str | None = None
 
     @property
     def steady_t(self) -> float:

@@ -21,10 +21,12 @@ def setting(default: Any, help: str, lo: float | None = None, hi: float | None =
 
 
 def read_secret(path: str, key: str) -> str:
-    """The first line of a secret file (a password, a token), without its line end."""
+    """The first line of a secret file (a password, a token), without a byte-order mark and
+    the spaces or tabs around it: an editor that adds them must not make every request fail
+    (a token or password never begins or ends with white space)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            secret = fh.readline().rstrip("\r\n")
+        with open(path, encoding="utf-8-sig") as fh:
+            secret = fh.readline().strip(" \t\r\n")
     except FileNotFoundError:
         raise ConfigError(f"{key}: file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -74,11 +74,18 @@ class HealthState:
 
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        try:  # a full disk: no half-written temporary file left beside the real one
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def _throttled_int(text: str | None) -> int | None:

@@ -27,6 +27,13 @@ class OutputError(Exception):
     """An output path that cannot be written; the message names it."""
 
 
+class NotAppendable(OutputError):
+    """An existing file that output.path names but that is not this run's results (another
+    program's file, another model's columns): nothing of it is touched, and since no
+    restart can mend it, fer-pi exits 2 (bad configuration), which systemd does not
+    restart, rather than 5."""
+
+
 def frame_record(result: FrameResult) -> dict:
     """The JSONL schema: one object per frame, faces as a list (possibly empty)."""
     faces = []
@@ -53,6 +60,8 @@ def frame_record(result: FrameResult) -> dict:
         "detected": result.detected,
         "faces": faces,
     }
+    if result.frame.file is not None:
+        rec["file"] = result.frame.file  # --images: which picture this record is of
     if result.frame.monotonic is not None:
         # cameras: a clock that NTP does not step, so that durations read back from the
         # file (fer-summary) do not bend when a Pi's wall clock is set after boot. JSONL
@@ -79,7 +88,8 @@ class ResultWriter:
     """
 
     def __init__(self, path: str | Path, labels: tuple[str, ...], interval_s: float = 0.0,
-                 append: bool = False, clock: Callable[[], float] = time.time, keep: int = 0):
+                 append: bool = False, clock: Callable[[], float] = time.time, keep: int = 0,
+                 files: bool = False):
         self.pattern = str(path)
         self.labels, self.interval_s, self.clock, self.keep = labels, interval_s, clock, keep
         self.rolling = "%" in self.pattern
@@ -90,9 +100,13 @@ class ResultWriter:
         self.kind = Path(self.pattern).suffix.lower().lstrip(".")
         if self.kind not in ("jsonl", "csv"):
             raise OutputError(f"output must end in .jsonl or .csv: {self.pattern}")
+        # files: a picture folder's run, whose CSV rows end with the picture's file
+        self.file_column = files
         self.header = self._csv_text([["frame", "timestamp", "faces", "face", "track_id", "x",
                                        "y", "w", "h", "label", "confidence", "shown",
-                                       *(f"p_{n}" for n in labels)]])
+                                       *(f"p_{n}" for n in labels),
+                                       *(["file"] if files else [])]])
+        self._needs_header = False
         self.rows = 0
         self.errors = 0
         self.files = 0
@@ -116,21 +130,22 @@ class ResultWriter:
             fh = open(path, "ab+" if self.append else "wb+", buffering=0)  # noqa: SIM115
             size = fh.seek(0, 2)
             if size:
-                _cut_torn_tail(fh, size)
-            if self.kind == "csv" and size:
-                fh.seek(0)
-                first = fh.readline().decode("utf-8", "replace")
-                fh.seek(0, 2)
-                if first != self.header:
+                # before anything is cut: a file that is not fer-pi's results (a ledger, a
+                # CSV of other columns) is refused untouched
+                problem = self._not_ours(fh)
+                if problem:
                     fh.close()
-                    raise OutputError(f"cannot append to {path}: its columns differ from "
-                                      "this model's")
+                    raise NotAppendable(f"output.path: cannot append to {path}: {problem}; "
+                                        "choose another path (nothing of it was changed)")
+                _cut_torn_tail(fh, size)
         except OSError as exc:
             raise OutputError(f"cannot write output {path}: {exc.strerror or exc}") from None
         self.fh, self.path = fh, path
         self.files += 1
         if self.kind == "csv" and not fh.tell():
-            self._append(self.header)
+            # on a full disk the header is written with the first rows that fit, never
+            # left out (a CSV without it is not readable as results, nor appendable)
+            self._needs_header = not self._append(self.header)
         if self.keep:
             self._prune()
 
@@ -169,6 +184,25 @@ class ResultWriter:
             if self.errors == 0 or self.errors % 100 == 0:
                 log.error("%s; results are not written until it can be opened (retried "
                           "every second)", exc)
+
+    def _not_ours(self, fh: IO[bytes]) -> str:
+        """Why an existing file is not fer-pi results of this kind ('' when it is)."""
+        fh.seek(0)
+        first = fh.readline(1 << 20)
+        fh.seek(0, 2)
+        if self.kind == "csv":
+            if first.decode("utf-8", "replace") == self.header:
+                return ""
+            return "its columns differ from this run's (another model, or not fer-pi results)"
+        try:
+            rec = json.loads(first) if first.endswith(b"\n") else None
+        except ValueError:
+            rec = None
+        if first.startswith(b'{"frame":') and not first.endswith(b"\n"):
+            return ""  # one torn line of ours: a crash in the first record, cut below
+        if not (isinstance(rec, dict) and "frame" in rec and "faces" in rec):
+            return "its first line is not a fer-pi results record"
+        return ""
 
     @staticmethod
     def _csv_text(rows: list[list]) -> str:
@@ -226,9 +260,14 @@ class ResultWriter:
                 rows.append([rec["frame"], rec["timestamp"], len(rec["faces"]), i,
                              f.get("track_id", ""), *f["box"], f["label"], f["confidence"],
                              f.get("shown", ""), *(f["probs"][n] for n in self.labels)])
+            if self.file_column:
+                rows = [[*row, rec.get("file", "")] for row in rows]
             text = self._csv_text(rows)
+            if self._needs_header:
+                text = self.header + text
         if self._append(text):
             self.rows += 1
+            self._needs_header = False
 
     def status(self) -> dict:
         """For health, /status and /metrics: is the record being kept?"""

@@ -76,6 +76,13 @@ class _Conn:
         self.answering = False
 
 
+def bearer_token(authorization: str) -> bytes:
+    """The token of an Authorization header; the scheme's name is case-insensitive (RFC 7235:
+    'bearer' and 'BEARER' are 'Bearer'); b'' for any other scheme."""
+    scheme, _sep, token = authorization.strip().partition(" ")
+    return token.strip().encode("latin-1") if scheme.lower() == "bearer" else b""
+
+
 class StatusServer:
     """Serves on a daemon thread; a port already in use is logged and retried, since the
     board matters more than its status page."""
@@ -88,7 +95,7 @@ class StatusServer:
         self.max_connections = max_connections
         self.read_timeout_s, self.write_timeout_s = read_timeout_s, write_timeout_s
         self.counters = Counters()
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._expected = token.encode() if token else None
         self._conns: dict[int, _Conn] = {}  # insertion order: oldest first
         self._keys = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -229,7 +236,7 @@ class StatusServer:
             if sep:
                 headers[name.strip().lower()] = value.strip()
         if self._expected is not None and not hmac.compare_digest(
-                headers.get("authorization", "").encode("latin-1"), self._expected):
+                bearer_token(headers.get("authorization", "")), self._expected):
             return (401, "application/json", '{"error": "unauthorized"}\n',
                     {"WWW-Authenticate": 'Bearer realm="fer-pi"'})
         if method != "GET":

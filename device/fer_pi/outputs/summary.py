@@ -28,6 +28,8 @@ import argparse
 import csv
 import io
 import json
+import math
+import os
 import sys
 import time
 from collections import Counter
@@ -40,6 +42,19 @@ from fer_pi.core.labels import LABELS, UNCERTAIN
 EXIT_INPUT, EXIT_OUTPUT = 3, 5  # as fer-pi's: input cannot be opened, output not written
 # --by: periods of local time, named so that sorting the names sorts the periods
 PERIODS = {"minute": "%Y-%m-%d %H:%M", "hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d"}
+# a video's or a picture folder's timestamps are positions in it (seconds from 0), not the
+# wall clock: a timestamp before this (2001-09-09) names a period by its place in the clip
+WALL_CLOCK_FROM = 1e9
+
+
+def period_name(minute: int, by: str) -> str:
+    """The --by period a minute falls in: local time for a camera's records; for a clip's,
+    its position ('clip 00:01' for the second minute, 'clip day 1'), never 1970-01-01."""
+    if minute * 60 >= WALL_CLOCK_FROM:
+        return time.strftime(PERIODS[by], time.localtime(minute * 60))
+    h, m = divmod(minute, 60)
+    return {"minute": f"clip {h:02d}:{m:02d}", "hour": f"clip {h:02d}:00",
+            "day": f"clip day {h // 24 + 1}"}[by]
 
 
 class SummaryError(Exception):
@@ -147,7 +162,10 @@ def _jsonl_frames(lines: Iterable[str], skipped: list[int]) -> Iterator[FrameRow
             faces = tuple(FaceRow(f.get("track_id"), f.get("shown") or f["label"],
                                   float(f["confidence"])) for f in rec["faces"])
             steady = rec.get("steady")
-            yield FrameRow(int(rec["frame"]), float(rec["timestamp"]), faces,
+            ts = float(rec["timestamp"])
+            if not math.isfinite(ts) or (steady is not None and not math.isfinite(steady)):
+                raise ValueError("a timestamp that is not a finite number")
+            yield FrameRow(int(rec["frame"]), ts, faces,
                            None if steady is None else float(steady))
         except (ValueError, KeyError, TypeError):
             skipped[0] += 1
@@ -165,6 +183,8 @@ def _csv_frames(lines: Iterable[str], skipped: list[int]) -> Iterator[FrameRow]:
             if None in row.values():
                 raise ValueError("a row with missing fields")
             key = (int(row["frame"]), float(row["timestamp"]))
+            if not math.isfinite(key[1]):
+                raise ValueError("a timestamp that is not a finite number")
             face = None if row["faces"] == "0" else FaceRow(
                 int(row["track_id"]) if row["track_id"] else None,
                 row["shown"] or row["label"], float(row["confidence"]))
@@ -238,8 +258,7 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1,
             minute = int(fr.timestamp // 60)
             name = minute_names.get(minute)
             if name is None:
-                name = minute_names[minute] = time.strftime(PERIODS[by],
-                                                            time.localtime(minute * 60))
+                name = minute_names[minute] = period_name(minute, by)
             period = periods.setdefault(name, PeriodCounts())
             period.frames += 1
         for face in fr.faces:
@@ -390,7 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     except SummaryError as exc:
         print(f"fer-summary: {exc}", file=sys.stderr)
         return EXIT_OUTPUT
-    print(json.dumps(summary, indent=1) if args.json else render_text(what, summary))
+    try:
+        print(json.dumps(summary, indent=1) if args.json else render_text(what, summary),
+              flush=True)
+    except BrokenPipeError:  # `fer-summary ... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # and Python's own flush at exit stays quiet
     return 0
 
 

@@ -13,6 +13,9 @@ from fer_pi.sources.base import SourceError
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+# a picture larger than this on its longer side is scaled down as it is read: a 10000x10000
+# photo would otherwise cost gigabytes through detection, and no face needs more pixels
+MAX_IMAGE_SIDE = 4096
 
 
 class VideoFile:
@@ -30,6 +33,8 @@ class VideoFile:
     def open(self) -> None:
         if not self.path.is_file():
             raise SourceError(f"video not found: {self.path}")
+        if self.path.suffix.lower() in IMAGE_SUFFIXES:  # OpenCV would read it as 0 frames
+            raise SourceError(f"{self.path} is a picture, not a video: use --images {self.path}")
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             raise SourceError(f"cannot read video: {self.path} (not a video OpenCV can decode)")
@@ -80,30 +85,55 @@ class VideoFile:
             self.cap = None
 
 
-def read_image(file: Path) -> np.ndarray | None:
-    """An image file as an 8-bit frame (16-bit and float images scaled); None if unreadable."""
+def read_image(file: Path, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray | None:
+    """An image file as an 8-bit frame (16-bit and float images scaled, NaN and infinite
+    pixels as black), at most ``max_side`` pixels on its longer side; None if unreadable or
+    with no finite pixel at all."""
     image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         return None
     if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
+        image = image.astype(np.float32, copy=False)
+        finite = np.isfinite(image)
+        if not finite.any():
+            return None
+        image = np.where(finite, image, 0.0)
+        top = float(image.max())
+        image = cv2.convertScaleAbs(image, alpha=255.0 / top if top > 1 else 255.0)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    side = max(image.shape[:2])
+    if side > max_side:
+        f = max_side / side
+        image = cv2.resize(image, (max(1, round(image.shape[1] * f)),
+                                   max(1, round(image.shape[0] * f))),
+                           interpolation=cv2.INTER_AREA)
+        log.info("%s: %d px on its longer side, read at %d", file, side, max_side)
     return image
 
 
 class ImageFolder:
-    """Every image in a folder, in name order; unreadable files are skipped and counted."""
+    """Every image in a folder, in name order (or one image file); unreadable files are
+    skipped and counted. A frame's index is its file's place in that order, so the
+    results still match the files after a skipped one; each frame names its file."""
 
     def __init__(self, path: Path, loop: bool = False, fps: float = 1.0):
         self.path, self.loop, self.fps = Path(path), loop, fps
         self.name = str(path)
         self.files: list[Path] = []
         self.count = 0
-        self._pos = 0
+        self._pos = self._passes = 0
         self.corrupt_frames = 0
 
     def open(self) -> None:
+        if self.path.is_file():
+            if self.path.suffix.lower() not in IMAGE_SUFFIXES:
+                raise SourceError(f"not a picture ({', '.join(sorted(IMAGE_SUFFIXES))}): "
+                                  f"{self.path}")
+            self.files = [self.path]
+            return
         if not self.path.is_dir():
-            raise SourceError(f"image folder not found: {self.path}")
+            raise SourceError(f"image file or folder not found: {self.path}")
         self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise SourceError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {self.path}")
@@ -116,15 +146,17 @@ class ImageFolder:
                     return None
                 self._pos = 0
             file = self.files[self._pos]
+            index = self._passes * n + self._pos
             self._pos += 1
+            if self._pos >= n:
+                self._passes += 1 if self.loop else 0
             image = read_image(file)
             if image is None:
                 log.warning("skipping unreadable image %s", file)
                 self.corrupt_frames += 1
                 continue
-            frame = Frame(self.count, self.count / self.fps, image, str(file))
             self.count += 1
-            return frame
+            return Frame(index, index / self.fps, image, str(file), file=str(file))
         return None
 
     def close(self) -> None:

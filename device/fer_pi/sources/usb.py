@@ -28,11 +28,16 @@ class OpenCVCamera:
             raise SourceError(f"/dev/video{self.index} is {driver!r}, not a camera OpenCV can "
                               "read (a Pi camera is --camera picam; fer-pi --list-cameras "
                               "lists what opens)")
-        cap = cv2.VideoCapture(self.index, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else None
-        if cap is None or not cap.isOpened():
-            if cap is not None:
-                cap.release()  # a half-open handle keeps the device busy for the next try
-            cap = cv2.VideoCapture(self.index)
+        try:
+            cap = cv2.VideoCapture(self.index, cv2.CAP_V4L2) if hasattr(cv2, "CAP_V4L2") else None
+            if cap is None or not cap.isOpened():
+                if cap is not None:
+                    cap.release()  # a half-open handle keeps the device busy for the next try
+                cap = cv2.VideoCapture(self.index)
+        except cv2.error as exc:  # OpenCV's own refusal of an index or backend
+            first = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else "cv2.error"
+            raise SourceError(f"cannot open camera {self.index} (/dev/video{self.index}): "
+                              f"{first}") from None
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open camera {self.index} (/dev/video{self.index}); "

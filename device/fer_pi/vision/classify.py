@@ -12,6 +12,7 @@ from fer_pi.core.records import Prediction
 from fer_pi.vision.modelfile import ModelError, ModelInfo, read_model_info
 
 log = logging.getLogger(__name__)
+INPUT_SHAPE = (1, 48, 48, 1)  # one 48x48 grayscale face: what every model here is made for
 
 
 def load_interpreter_class(prefer: str | None = None):
@@ -76,9 +77,11 @@ class Classifier:
             raise ModelError(f"model must have one input and one output: {model}")
         self._in, self._out = inp[0], out[0]
         shape = tuple(int(s) for s in self._in["shape"])
-        if len(shape) != 4 or shape[0] != 1 or shape[3] != 1:
-            raise ModelError(f"model input must be one grayscale image (1, H, W, 1), got "
-                             f"{shape}: {model}")
+        if shape != INPUT_SHAPE:
+            # a face is cut at 48x48, as FER2013's were: another size (a 96x96 repack, a
+            # 64x64 float model) is not a model of this kind, however well it loads
+            raise ModelError(f"model input must be one 48x48 grayscale image {INPUT_SHAPE}, "
+                             f"got {shape}: {model}")
         self.input_size = (shape[2], shape[1])  # (w, h) for cv2.resize
         n_out = int(np.prod(self._out["shape"]))
         if n_out != len(self.info.labels):

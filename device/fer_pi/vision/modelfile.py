@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -105,24 +106,41 @@ def read_model_info(model: Path) -> ModelInfo:
     meta: dict = {}
     if meta_file.is_file():
         try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(f"model metadata unreadable: {meta_file} ({exc})") from None
+            text = meta_file.read_text(encoding="utf-8")
+            meta = json.loads(text)
+        except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError: a ValueError
+            first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise ModelError(f"model metadata unreadable: {meta_file} ({first})") from None
         if not isinstance(meta, dict):
             raise ModelError(f"model metadata is not a JSON object: {meta_file}")
-    labels = tuple(meta.get("labels", LABELS))
-    if not labels or not all(isinstance(x, str) for x in labels):
+
+    def section(parent: dict, key: str, where: str) -> dict:
+        value = parent.get(key, {})
+        if not isinstance(value, dict):
+            raise ModelError(f"model metadata: {where} must be an object: {meta_file}")
+        return value
+
+    labels = meta.get("labels", LABELS)
+    if (not isinstance(labels, list | tuple) or not labels
+            or not all(isinstance(x, str) and x.strip() for x in labels)):
         raise ModelError(f"model metadata: 'labels' must be a list of names: {meta_file}")
-    norm = meta.get("input", {}).get("normalization", {})
+    labels = tuple(labels)
+    if len(set(labels)) != len(labels):
+        raise ModelError(f"model metadata: 'labels' names a label twice: {meta_file}")
+    inp = section(meta, "input", "input")
+    norm = section(inp, "normalization", "input.normalization")
     try:
         scale = float(norm.get("scale", 1.0))
         offset = float(norm.get("offset", 0.0))
     except (TypeError, ValueError):
         raise ModelError(f"model metadata: bad input.normalization in {meta_file}") from None
+    if not (math.isfinite(scale) and math.isfinite(offset)) or scale == 0:
+        raise ModelError(f"model metadata: input.normalization must be finite numbers with a "
+                         f"scale that is not 0: {meta_file}")
     temps = []
+    conf = section(meta, "confidence", "confidence")
     for key in ("temperature", "temperature_single"):
         try:
-            conf = meta.get("confidence", {})
             t = float(conf.get(key, temps[0] if temps else 1.0))
         except (AttributeError, TypeError, ValueError):
             t = -1.0
@@ -131,8 +149,8 @@ def read_model_info(model: Path) -> ModelInfo:
                              f"{meta_file}")
         temps.append(t)
     try:
-        face = FacePrep.from_metadata(meta.get("input", {}).get("face", {}))
-    except ValueError as exc:
+        face = FacePrep.from_metadata(section(inp, "face", "input.face"))
+    except (ValueError, TypeError, AttributeError) as exc:
         raise ModelError(f"model metadata: {exc}: {meta_file}") from None
     factors = None
     corr = meta.get("output", {}).get("prior_correction") if isinstance(meta.get("output"),
