@@ -13,11 +13,10 @@ import os
 import signal
 import threading
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 
 from fer_pi.app import config as cfgmod
-from fer_pi.app.assemble import build
+from fer_pi.app.assemble import build, still_config
 from fer_pi.app.loop import run
 from fer_pi.app.services import Health, LoopFacts, Mqtt, Screen, Service, Systemd, TvPower
 from fer_pi.core.labels import parse_names
@@ -42,11 +41,7 @@ class App:
 
     def __init__(self, cfg: cfgmod.Config, demo: bool = False):
         if cfg.source.images:
-            # stills are unrelated pictures: each stands alone, scanned whole, its faces
-            # shown at once with its own label (no track carried from one picture into the
-            # next, so no smoothing across them and no waiting for a second sighting)
-            cfg = replace(cfg, track=replace(cfg.track, enabled=False),
-                          detect=replace(cfg.detect, scan_every=1, confirm_frames=1))
+            cfg = still_config(cfg)  # unrelated pictures: each stands alone
         self.cfg, self.demo = cfg, demo
         self.model_path = resolve_model(cfg.model.path)
         self.classifier = Classifier(self.model_path, threads=cfg.model.threads,
@@ -110,6 +105,8 @@ class App:
             tv = CecScreen(cfg.board.cec_device)
             stack.callback(tv.close)
             self.services.append(TvPower(tv))
+        if o.annotate:
+            sinks.append(self._annotator(stack))
         if o.save_frames:
             sinks.append(frame_saver(Path(o.save_frames), self.labels, cfg.board.privacy,
                                      self.names, self.words))
@@ -136,6 +133,22 @@ class App:
         stack.callback(self.notifier.stopping)
         self.notifier.ready()  # set up: frames, or a deliberate wait, come next
         return sinks
+
+    def _annotator(self, stack: ExitStack):
+        """--annotate: the input marked up, a video at the source's own rate (a file's, or
+        the camera's asked-for rate) or one picture per picture."""
+        from fer_pi.board.annotate import annotate
+        from fer_pi.outputs.annotated import AnnotatedPictures, AnnotatedVideo
+
+        o, s, privacy = self.cfg.output, self.cfg.source, self.cfg.board.privacy
+        if s.images:
+            pictures = AnnotatedPictures(o.annotate)
+            return lambda r: pictures.write(annotate(r, privacy, self.names),
+                                            r.frame.file or f"frame_{r.frame.index:06d}")
+        fps = getattr(getattr(self.source, "inner", None) or self.source, "fps", None)
+        video = AnnotatedVideo(o.annotate, float(fps or s.fps))
+        stack.callback(video.close)
+        return lambda r: video.write(annotate(r, privacy, self.names))
 
     def _open_source(self, stack: ExitStack):
         from fer_pi.sources import ResilientSource, source_from_config

@@ -16,6 +16,14 @@ from fer_pi.vision.smooth import Smoother
 from fer_pi.vision.track import Tracker, TrackerSettings
 
 
+def still_config(cfg: Config) -> Config:
+    """The settings for unrelated pictures (--images, fer_pi.analyze): each picture stands
+    alone, scanned whole, its faces shown at once with their own label (no track carried
+    from one picture into the next, so no smoothing across them, no second sighting)."""
+    return replace(cfg, track=replace(cfg.track, enabled=False),
+                   detect=replace(cfg.detect, scan_every=1, confirm_frames=1))
+
+
 def build(cfg: Config, classifier: Classifier | None = None, live: bool = False) -> Pipeline:
     """The pipeline the settings describe; the caller may pass a classifier it already built.
     ``live``: frames come from a camera (detect.scan_thread 'auto' then scans on a thread)."""

@@ -168,8 +168,12 @@ class OutputConfig:
                         0, 100000, flag="--output-keep")
     max_frames: int = setting(0, "stop after this many frames (0: run until the source ends)",
                               0, 10**9, flag="--max-frames")
-    save_frames: str = setting("", "also write each annotated frame as PNG into this folder",
-                               flag="--save-frames")
+    save_frames: str = setting("", "also write each frame of the whole board as PNG into "
+                               "this folder", flag="--save-frames")
+    annotate: str = setting("", "also write a marked-up copy of the input: each face's box "
+                            "and shown label drawn on the picture (board.privacy applies); a "
+                            "video (.mp4, .avi, ...) at the input's frame rate and size, or "
+                            "with --images a folder of one PNG per picture", flag="--annotate")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,24 @@ def read_image(file: Path, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray | None:
     image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         return None
+    image = to_frame_image(image)
+    if image is None:
+        return None
+    side = max(image.shape[:2])
+    if side > max_side:
+        f = max_side / side
+        image = cv2.resize(image, (max(1, round(image.shape[1] * f)),
+                                   max(1, round(image.shape[0] * f))),
+                           interpolation=cv2.INTER_AREA)
+        log.info("%s: %d px on its longer side, read at %d", file, side, max_side)
+    return image
+
+
+def to_frame_image(image: np.ndarray) -> np.ndarray | None:
+    """A picture's pixels as a frame's: 8-bit (16-bit and float scaled, NaN and infinite
+    pixels as black), grey or BGR (an alpha channel dropped); None with no finite pixel."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
     if image.dtype != np.uint8:
         image = image.astype(np.float32, copy=False)
         finite = np.isfinite(image)
@@ -102,14 +120,7 @@ def read_image(file: Path, max_side: int = MAX_IMAGE_SIDE) -> np.ndarray | None:
         image = cv2.convertScaleAbs(image, alpha=255.0 / top if top > 1 else 255.0)
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    side = max(image.shape[:2])
-    if side > max_side:
-        f = max_side / side
-        image = cv2.resize(image, (max(1, round(image.shape[1] * f)),
-                                   max(1, round(image.shape[0] * f))),
-                           interpolation=cv2.INTER_AREA)
-        log.info("%s: %d px on its longer side, read at %d", file, side, max_side)
-    return image
+    return np.ascontiguousarray(image)
 
 
 class ImageFolder:
