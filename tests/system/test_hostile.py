@@ -281,7 +281,9 @@ def test_saving_frames_on_a_full_disk_leaves_no_cut_picture_and_says_so(tmp_path
     def full(*_a):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(appmod.os, "replace", full)
+    from fer_pi.core import atomic
+
+    monkeypatch.setattr(atomic.os, "replace", full)
     with caplog.at_level(logging.ERROR):
         save(FrameResult(Frame(8, 0.0, np.zeros((48, 64, 3), np.uint8)), ()))
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000007.png"]
@@ -350,12 +352,13 @@ def test_install_sh_builds_from_a_clean_copy():
 
 
 def test_the_health_writer_leaves_no_temporary_file_on_a_full_disk(tmp_path, monkeypatch):
+    from fer_pi.core import atomic
     from fer_pi.outputs import health
 
     def full(*_a):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(health.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     with pytest.raises(OSError):
         health.write_atomic(tmp_path / "h.json", "{}")
     assert list(tmp_path.iterdir()) == []

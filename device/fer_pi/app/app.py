@@ -9,7 +9,6 @@ propagate to the CLI, which turns them into one line and an exit code.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from contextlib import ExitStack
@@ -19,6 +18,7 @@ from fer_pi.app import config as cfgmod
 from fer_pi.app.assemble import build, still_config
 from fer_pi.app.loop import run
 from fer_pi.app.services import Health, LoopFacts, Mqtt, Screen, Service, Systemd, TvPower
+from fer_pi.core.atomic import write_whole
 from fer_pi.core.labels import parse_names
 from fer_pi.core.records import Wait
 from fer_pi.core.settings import read_secret
@@ -246,17 +246,7 @@ def write_png(path: Path, surface) -> None:
     ok, png = cv2.imencode(".png", rgb[:, :, ::-1])
     if not ok:
         raise OSError(f"cannot encode {path}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(png.tobytes())
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    write_whole(path, png.tobytes())
 
 
 def demo_printer():

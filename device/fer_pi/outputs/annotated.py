@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_pi.core.atomic import write_whole
 from fer_pi.outputs.results import OutputError
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,7 @@ class AnnotatedPictures:
         try:
             if not ok:
                 raise OSError(f"cannot encode {path}")
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(png.tobytes())
-            tmp.replace(path)
+            write_whole(path, png.tobytes())
             self.written += 1
         except OSError as exc:  # a full disk: that picture is not written; the run goes on
             self.failed += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_pi import machine
+from fer_pi.core.atomic import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +73,7 @@ class HealthState:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        try:  # a full disk: no half-written temporary file left beside the real one
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    write_whole(path, text.encode("utf-8"), sync=True)
 
 
 def _throttled_int(text: str | None) -> int | None:
