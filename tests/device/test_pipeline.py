@@ -200,3 +200,35 @@ def test_a_wall_clock_step_bends_no_duration(clips):
             cards_after_faces = len(board.cards)
     assert cards_after_faces >= 1
     assert board.cards == {}, "a card must fade 1 s after its face left, whatever the wall clock did"
+
+
+def test_a_face_is_shown_with_its_label_on_the_frame_it_is_confirmed(clips):
+    """No extra wait after confirmation: the first frame a face reaches the results it
+    carries a shown label, the model's own for that frame (the average has one frame)."""
+    from fer_pi.app.assemble import build
+    from fer_pi.app.config import Config
+    from fer_pi.app.loop import run
+    from fer_pi.sources import VideoFile
+
+    results = []
+    src = VideoFile(clips["moving"])
+    src.open()
+    pipe = build(Config())
+    try:
+        run(src, pipe, sinks=[results.append], max_frames=20)
+    finally:
+        pipe.close()
+        src.close()
+    first = next(r for r in results if r.faces)
+    face = first.faces[0]
+    assert first.frame.index == Config().detect.confirm_frames - 1  # its third sighting
+    assert face.shown == face.prediction.label and face.held_s == 0.0
+
+
+@pytest.mark.parametrize("old, new", [("alpha", "smooth.tau_s"), ("hold_frames", "smooth.hold_s"),
+                                      ("uncertain_below", "smooth.uncertain_lead")])
+def test_the_smoothers_frame_counted_keys_are_refused_with_what_replaced_them(old, new):
+    from fer_pi.app.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match=f"smooth.{old} is gone: use {new}"):
+        from_dict({"smooth": {old: 0.3}})

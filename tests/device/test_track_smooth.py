@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,7 +93,8 @@ def test_smoothing_cuts_flicker_and_keeps_the_true_label():
 
 
 def test_a_real_change_is_shown_after_hold_frames():
-    sm = Smoother(LABELS, SmoothSettings(alpha=0.5, margin=0.1, hold_frames=3))
+    # frames a second apart: half of each new frame (tau = 1/ln 2 s), shown after 2 s of lead
+    sm = Smoother(LABELS, SmoothSettings(tau_s=1 / np.log(2), margin=0.1, hold_s=2.0))
     for i in range(10):
         out = sm.update(7, _probs(3, 0.9), i)
     assert out.shown == "happy" and out.held_s == 9
@@ -102,21 +104,21 @@ def test_a_real_change_is_shown_after_hold_frames():
 
 
 def test_low_confidence_is_uncertain():
-    sm = Smoother(LABELS, SmoothSettings(uncertain_below=0.4, hold_frames=2))
+    sm = Smoother(LABELS, SmoothSettings(uncertain_lead=0.1, hold_s=1.0))
     out = [sm.update(1, np.full(7, 1 / 7), i).shown for i in range(5)]
     assert out[-1] == UNCERTAIN
 
 
 def test_a_leader_wandering_about_the_threshold_does_not_flicker_uncertain():
-    """Happy's average drifting 0.33 - 0.38 - 0.33 - ...: without a band the label goes in
-    and out of 'uncertain' with each drift; with the band it stays uncertain until happy is
-    clearly above the threshold, and then shows happy."""
+    """Happy's average drifting 0.33 - 0.38 - 0.33 - ... (a lead over the next label of 0.22
+    and 0.27): without a band the label goes in and out of 'uncertain' with each drift;
+    with the band it stays uncertain until happy clearly leads, and then shows happy."""
     wander = [0.33] * 8 + [0.38] * 8
     stream = wander * 4 + [0.5] * 10
 
     def shown(band: float) -> list[str]:
-        sm = Smoother(LABELS, SmoothSettings(alpha=1.0, margin=0.1, hold_frames=2,
-                                             uncertain_below=0.35, uncertain_band=band))
+        sm = Smoother(LABELS, SmoothSettings(tau_s=0.0, margin=0.1, hold_s=1.0,
+                                             uncertain_lead=0.245, uncertain_band=band))
         return [sm.update(1, _probs(3, v), i).shown for i, v in enumerate(stream)]
 
     def changes(seq: list[str]) -> int:
@@ -134,3 +136,61 @@ def test_forget_drops_ended_tracks():
         sm.update(tid, _probs(3, 0.9), 0)
     sm.forget({3})
     assert list(sm._states) == [3]
+
+
+def _stream(t: float) -> np.ndarray:
+    """A face's probabilities as a function of time: happy for 2 s, then surprise, with a
+    wrong label now and then (100 ms in each 0.35 s: at least a frame at 10 FPS), the same
+    at any frame rate."""
+    lead_label = 3 if t < 2.0 else 5
+    if 0.2 <= (t % 0.35) < 0.3 and not 1.6 <= t < 2.8:  # none about the change itself
+        lead_label = 4
+    return _probs(lead_label, 0.7)
+
+
+@pytest.mark.parametrize("smooth", [SmoothSettings(),
+                                    SmoothSettings(tau_s=0.3, margin=0.1, hold_s=0.2)])
+def test_the_same_sequence_at_10_30_and_60_fps_shows_the_same_labels(smooth):
+    """The smoother counts seconds: at 10, 30 and 60 FPS the shown label switches at the same
+    moment, within the slowest rate's frames (the average's crossing is seen at a frame, the
+    hold ends at a frame: two frames, 0.2 s at 10 FPS), and agrees everywhere else. With
+    hold and averaging counted in frames, 60 FPS would switch six times sooner than 10."""
+    def shown_at(fps: float) -> list[tuple[float, str]]:
+        sm = Smoother(LABELS, smooth)
+        return [(i / fps, sm.update(1, _stream(i / fps), i / fps).shown)
+                for i in range(int(4 * fps))]
+
+    runs = {fps: shown_at(fps) for fps in (10, 30, 60)}
+
+    def switch(run):
+        return next(t for t, s in run if s == "surprise")
+
+    switches = [switch(r) for r in runs.values()]
+    assert max(switches) - min(switches) <= 0.2 + 1e-9, switches
+    slow = dict(runs[10])
+    for fps in (30, 60):
+        for t, s in runs[fps]:
+            near = min(slow, key=lambda u: abs(u - t))
+            if abs(t - 2.0) > 0.6 and abs(near - t) < 1e-9:
+                assert slow[near] == s, (fps, t, s, slow[near])
+
+
+def test_a_face_shows_its_first_label_on_its_first_frame():
+    sm = Smoother(LABELS)
+    assert sm.update(9, _probs(5, 0.8), 12.0).shown == "surprise"
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.floats(0.15, 0.95)), min_size=1, max_size=60),
+       st.floats(0.0, 0.5), st.floats(0.02, 0.3), st.floats(0.0, 0.1))
+@settings(max_examples=200, deadline=None)
+def test_uncertain_is_never_shown_on_a_face_the_model_reads_clearly(stream, tau, lead_th, band):
+    """Whenever the board says 'uncertain', the face's average leads the next label by less
+    than the threshold (and its band): never as the label of a face read steadily."""
+    from fer_pi.vision.smooth import lead
+
+    s = SmoothSettings(tau_s=tau, uncertain_lead=lead_th, uncertain_band=band)
+    sm = Smoother(LABELS, s)
+    for i, (label, p) in enumerate(stream):
+        out = sm.update(1, _probs(label, p), i / 15)
+        if out.shown == UNCERTAIN:
+            assert lead(np.asarray(out.probs)) < lead_th + band + 1e-9

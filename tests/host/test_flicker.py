@@ -85,7 +85,7 @@ def test_study_runs_on_real_faces_with_the_shipped_model():
     assert out["faces"] == 14 and out["split"] == "PublicTest (validation)"
     raw = rows["raw (--no-smooth)"]
     assert raw["uncertain_share"] == 0.0 and raw["follow_frames_p50"] is not None
-    assert rows["uncertain_below = 0.45"]["uncertain_share"] >= rows["defaults"]["uncertain_share"]
+    assert rows["uncertain_lead = 0.15"]["uncertain_share"] >= rows["defaults"]["uncertain_share"]
     for r in out["rows"]:
         assert 0.0 <= r["accuracy_shown"] <= 1.0 and r["changes_per_min"] >= 0.0
 

@@ -156,8 +156,8 @@ def measure(probs: np.ndarray, y: np.ndarray, settings: SmoothSettings, fps: flo
 def settings_grid(base: SmoothSettings) -> list[tuple[str, SmoothSettings]]:
     """Raw labels, the defaults, and each knob moved alone around the defaults."""
     grid = [("raw (--no-smooth)", SmoothSettings.off()), ("defaults", base)]
-    moves = {"alpha": (0.15, 0.5, 1.0), "margin": (0.0, 0.05, 0.2),
-             "hold_frames": (1, 2, 4, 8), "uncertain_below": (0.0, 0.3, 0.4, 0.45),
+    moves = {"tau_s": (0.0, 0.1, 0.3, 0.5), "margin": (0.0, 0.05, 0.1, 0.2),
+             "hold_s": (0.0, 0.1, 0.2, 0.3), "uncertain_lead": (0.0, 0.05, 0.1, 0.15),
              "uncertain_band": (0.0, 0.05, 0.1)}
     for knob, values in moves.items():
         for v in values:

@@ -193,17 +193,23 @@ class SmoothConfig:  # the defaults are the smoother's own (fer_tools.flicker me
     enabled: bool = setting(True, "average each face's probabilities over time, with "
                             "hysteresis on the shown label (needs tracking)", flag="--no-smooth",
                             flag_value=False)
-    alpha: float = setting(_S.alpha, "weight of the newest frame in the running average", 0.01, 1.0)
-    margin: float = setting(_S.margin, "a new label must lead the shown one by this much ...", 0.0, 1.0)
-    hold_frames: int = setting(_S.hold_frames, "... for this many frames in a row before it is shown", 1, 100)
-    uncertain_below: float = setting(
-        _S.uncertain_below, "show 'uncertain' when the leading probability is below this (the "
-        "shipped models' probabilities are calibrated: 0.35 hides labels less than about 35 % "
-        "likely to be right)", 0.0, 1.0)
+    tau_s: float = setting(_S.tau_s, "time constant of each face's running average, seconds: "
+                           "a frame dt seconds after the last weighs 1 - exp(-dt/tau), so the "
+                           "board follows a face alike at 10 FPS and at 60 (0: no averaging)",
+                           0.0, 10.0)
+    margin: float = setting(_S.margin, "a new label must lead the shown one by this much ...",
+                            0.0, 1.0)
+    hold_s: float = setting(_S.hold_s, "... for this many seconds before it is shown (0: at "
+                            "once)", 0.0, 10.0)
+    uncertain_lead: float = setting(
+        _S.uncertain_lead, "show 'uncertain' when the average's most probable label leads the "
+        "next one by less than this (0: never, the default: on the onset development set a "
+        "small lead still meant a label right on 35-40 % of frames, so hiding it cost "
+        "accuracy; docs/steadiness.md has the curve)", 0.0, 1.0)
     uncertain_band: float = setting(
-        _S.uncertain_band, "... and a label is shown again only once the leader is this much "
-        "above it (hysteresis: a leader near the threshold does not take the label in and out "
-        "of 'uncertain')", 0.0, 0.5)
+        _S.uncertain_band, "... and a label is shown again only once it leads by this much more "
+        "(hysteresis: a lead near the threshold does not take the label in and out of "
+        "'uncertain')", 0.0, 0.5)
 
     def settings(self) -> _S:
         """The smoother's settings: the same names, so a knob added to both needs no copy."""
@@ -229,6 +235,16 @@ class StatusConfig:
     token_file: str = setting("", "file whose first line is a bearer token that every "
                               "request must send (Authorization: Bearer ...); empty: none")
 
+
+# keys of earlier versions, refused with what replaced them (the smoother counts seconds
+# now: the same settings must mean the same at 10 FPS and at 60)
+RENAMED = {
+    "smooth.alpha": "use smooth.tau_s, the average's time constant in seconds (alpha 0.3 a "
+                    "frame at 30 FPS is about tau_s 0.09)",
+    "smooth.hold_frames": "use smooth.hold_s, in seconds (6 frames at 30 FPS: 0.2)",
+    "smooth.uncertain_below": "use smooth.uncertain_lead: 'uncertain' now follows the lead of "
+                              "the most probable label over the next one",
+}
 
 # V4L2 numbers its devices /dev/video0 .. /dev/video255; OpenCV's own backends take less
 MAX_CAMERA_INDEX = 255
@@ -290,6 +306,8 @@ def from_dict(data: dict, base: Config | None = None) -> Config:
         known = {f.name: f for f in fields(SECTIONS[section])}
         updates = {}
         for key, value in values.items():
+            if f"{section}.{key}" in RENAMED:
+                raise ConfigError(f"{section}.{key} is gone: {RENAMED[f'{section}.{key}']}")
             if key not in known:
                 raise ConfigError(f"unknown key {section}.{key}; known: {', '.join(known)}")
             updates[key] = _check(f"{section}.{key}", known[key], value)

@@ -1,10 +1,14 @@
-"""Per-face temporal smoothing with hysteresis, so the shown label does not flicker.
+"""Per-face temporal smoothing with hysteresis, so the shown label does not flicker, in
+seconds rather than frames: a face read at 10 FPS on a Pi and at 60 FPS from a file shows
+the same labels at the same moments (within a frame's time).
 
-Pure: fed one face's probabilities per frame, it returns what the board should show.
+Pure: fed one face's probabilities and the time of each frame, it returns what the board
+should show. Chosen on the onset development set (fer_tools.onsets, docs/steadiness.md).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,25 +18,31 @@ from fer_pi.core.labels import UNCERTAIN
 
 @dataclass(frozen=True)
 class SmoothSettings:
-    alpha: float = 0.3  # weight of the newest frame in the exponential average
-    margin: float = 0.1  # a new label must lead the shown one by this much ...
-    hold_frames: int = 6  # ... for this many frames in a row
-    uncertain_below: float = 0.35  # shown as "uncertain" when the leader is below this ...
-    uncertain_band: float = 0.03  # ... and shown again only once it is this much above it
+    # the average's time constant: a frame dt seconds after the last weighs 1 - exp(-dt/tau)
+    # (0: no averaging, each frame alone)
+    tau_s: float = 0.05
+    margin: float = 0.15  # a new label must lead the shown one by this much ...
+    hold_s: float = 0.1  # ... for this long (0: at once)
+    # "uncertain" when the average's leader is ahead of the runner-up by less than this (0:
+    # never, the default: on the onset set no lead marks labels that are mostly wrong;
+    # below any threshold they were still right on 35-40 % of frames)
+    uncertain_lead: float = 0.0
+    uncertain_band: float = 0.03  # ... and a label again only once it leads by this much more
 
     @classmethod
     def off(cls) -> SmoothSettings:
         """Raw frame-by-frame labels: for comparison and for users who want them."""
-        return cls(alpha=1.0, margin=0.0, hold_frames=1, uncertain_below=0.0, uncertain_band=0.0)
+        return cls(tau_s=0.0, margin=0.0, hold_s=0.0, uncertain_lead=0.0, uncertain_band=0.0)
 
 
 @dataclass
 class _State:
     avg: np.ndarray
     shown: str
-    since: float
+    since: float  # when the shown label began
+    t: float  # the last frame's time
     challenger: int = -1
-    streak: int = 0
+    challenger_since: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,14 @@ class Smoothed:
     probs: tuple[float, ...]
     shown: str
     held_s: float
+
+
+def lead(p: np.ndarray) -> float:
+    """How far the most probable label is ahead of the next one."""
+    if len(p) < 2:
+        return float(p.max())
+    top2 = np.partition(p, -2)[-2:]
+    return float(top2[1] - top2[0])
 
 
 @dataclass
@@ -53,41 +71,49 @@ class Smoother:
         p = np.asarray(probs, np.float64)
         st = self._states.get(track_id)
         if st is None:
-            st = _State(p.copy(), "", timestamp)
-            st.shown = self._label_for(st.avg)
+            # a face's first label at once, from its first frame (it was confirmed before
+            # it got here): no wait for an average to fill
+            st = _State(p.copy(), "", timestamp, timestamp)
+            st.shown = self._label_for(st.avg, "")
             self._states[track_id] = st
         else:
-            st.avg = (1 - s.alpha) * st.avg + s.alpha * p
+            dt = max(0.0, timestamp - st.t)
+            w = 1.0 if s.tau_s <= 0 else 1.0 - math.exp(-dt / s.tau_s)
+            st.avg = (1 - w) * st.avg + w * p
+            st.t = timestamp
             self._step(st, timestamp)
         return Smoothed(tuple(float(x) for x in st.avg), st.shown, max(0.0, timestamp - st.since))
 
-    def _label_for(self, avg: np.ndarray) -> str:
-        lead = int(avg.argmax())
-        return self.labels[lead] if avg[lead] >= self.settings.uncertain_below else UNCERTAIN
+    def _label_for(self, avg: np.ndarray, shown: str) -> str:
+        s = self.settings
+        floor = s.uncertain_lead + (s.uncertain_band if shown == UNCERTAIN else 0.0)
+        return UNCERTAIN if s.uncertain_lead > 0 and lead(avg) < floor else \
+            self.labels[int(avg.argmax())]
 
     def _step(self, st: _State, timestamp: float) -> None:
         s = self.settings
-        lead = int(st.avg.argmax())
-        # hysteresis on the threshold too: a leader wandering about it would otherwise
-        # take the label in and out of "uncertain"
-        floor = s.uncertain_below + (s.uncertain_band if st.shown == UNCERTAIN else 0.0)
-        if st.avg[lead] < floor:
-            target, advantage = UNCERTAIN, s.margin  # dropping to uncertain needs no contest
-        else:
-            target = self.labels[lead]
-            current = self.labels.index(st.shown) if st.shown in self.labels else None
-            advantage = st.avg[lead] - (st.avg[current] if current is not None else 0.0)
+        target = self._label_for(st.avg, st.shown)
         if target == st.shown:
-            st.challenger, st.streak = -1, 0
+            st.challenger = -1
             return
-        key = lead if target != UNCERTAIN else -2
-        if advantage >= s.margin or st.shown == UNCERTAIN:
-            st.streak = st.streak + 1 if st.challenger == key else 1
-            st.challenger = key
-            if st.streak >= s.hold_frames:
-                st.shown, st.since, st.challenger, st.streak = target, timestamp, -1, 0
+        if st.shown == UNCERTAIN:
+            # out of "uncertain" at once: it is never shown on a face whose average leads
+            # by the threshold and its band
+            st.shown, st.since, st.challenger = target, timestamp, -1
+            return
+        if target == UNCERTAIN:
+            key, advantage = -2, s.margin  # dropping to uncertain needs no contest
         else:
-            st.challenger, st.streak = -1, 0
+            key = int(st.avg.argmax())
+            current = self.labels.index(st.shown) if st.shown in self.labels else None
+            advantage = st.avg[key] - (st.avg[current] if current is not None else 0.0)
+        if advantage >= s.margin:
+            if st.challenger != key:
+                st.challenger, st.challenger_since = key, timestamp
+            if timestamp - st.challenger_since >= s.hold_s - 1e-9:
+                st.shown, st.since, st.challenger = target, timestamp, -1
+        else:
+            st.challenger = -1
 
     def forget(self, live_ids: set[int]) -> None:
         """Drop state of tracks that ended, so memory stays flat on a long run."""
