@@ -157,6 +157,20 @@ def test_fer2013_csv_becomes_the_folder_the_tools_read(tmp_path):
     train = load_split(tmp_path / "fer", "Training")
     assert len(train) == 3 and list(train.y) == [0, 1, 4]
     assert train.x.min() == 0 and train.x.max() == 255  # equalised, as the project's faces
+    # FER+ votes, row by row (its second row has no image name: left out)
+    plus = tmp_path / "fer2013new.csv"
+    names = ["fer0.png", "", "fer2.png", "fer3.png", "fer4.png"]
+    plus.write_text("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,"
+                    "contempt,unknown,NF\n" + "".join(
+                        f"{u},{n},{i},{10 - i},0,0,0,0,0,0,0,0\n"
+                        for i, (u, n) in enumerate(zip(usage, names, strict=True))))
+    proc = subprocess.run([sys.executable, "-m", "fer_tools.fromcsv", str(csv_file), "--out",
+                           str(tmp_path / "fer2"), "--ferplus", str(plus), "--ferplus-out",
+                           str(tmp_path / "plus")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "plus" / "Training.npz") as z:
+        assert list(z["row"]) == [0, 2] and z["votes"][:, 0].tolist() == [0, 4]
+        assert list(z["ferplus_name"]) == ["fer0.png", "fer4.png"]
     bad = tmp_path / "bad.csv"
     bad.write_text("emotion,pixels,Usage\n9,1 2 3,Training\n")
     proc = subprocess.run([sys.executable, "-m", "fer_tools.fromcsv", str(bad), "--out",
