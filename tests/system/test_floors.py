@@ -109,3 +109,18 @@ def test_the_checker_sees_an_import_that_runs_up(tmp_path, monkeypatch):
     found = edges()
     assert ("vision", "app", "vision/bad.py:2 imports fer_pi.app.config") in found
     assert any(a == "core" and b == "vision" for a, b, _ in found)
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject.toml lists its packages by hand: one missing there is missing from every
+    non-editable install (CI's, a Pi's), though an editable one hides it."""
+    import tomllib
+
+    from conftest import ROOT
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    source = ROOT / "device" / "fer_pi"  # the checkout's, whichever install is imported
+    found = {"fer_pi"} | {f"fer_pi.{p.name}" for p in source.iterdir()
+                          if (p / "__init__.py").exists()}
+    assert found <= listed, f"not in pyproject.toml's packages: {sorted(found - listed)}"
