@@ -26,6 +26,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# the instruction sets that decide int8 inference speed (XNNPACK's kernels): on x86 the
+# VNNI dot products (an AVX2-only host runs the same model about 5x slower), on ARM the
+# dot product (asimddp: Pi 5's A76 has it, Pi 4's A72 does not) and i8mm
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
+              "asimd", "asimddp", "i8mm", "sve")
+
+
+def simd(cpuinfo: str | None = None) -> list[str]:
+    """The CPU's SIMD that matters to inference, as /proc/cpuinfo names it ('flags' on
+    x86, 'Features' on ARM); [] where it says nothing."""
+    text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    have: set[str] = set()
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            have |= set(value.split())
+    return [f for f in SIMD_FLAGS if f in have]
+
+
 def pi_model() -> str | None:
     """'Raspberry Pi 5 Model B Rev 1.0' on a Pi, None elsewhere."""
     model = _read("/proc/device-tree/model")
@@ -88,6 +107,7 @@ def describe() -> dict:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "arch": platform.machine(),
+        "simd": simd(),
         "pi_model": pi_model(),
         "os": platform.platform(),
         "versions": versions(),
