@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -105,8 +106,10 @@ def test_summary_into_a_closed_pipe_and_by_minute_on_a_clip(clips, tmp_path):
                    str(out)).returncode == 0
     big = tmp_path / "big.jsonl"
     big.write_text(out.read_text() * 40)  # enough text that head closes the pipe early
-    proc = subprocess.run(f"{shutil.which('fer-summary') or 'fer-summary'} {big} --json | head -1",
-                          shell=True, capture_output=True, text=True, timeout=60)
+    # this Python's own fer-summary (CI's Trixie stage runs its venv's python unactivated)
+    cmd = f"{shlex.quote(sys.executable)} -m fer_pi.outputs.summary {shlex.quote(str(big))}"
+    proc = subprocess.run(f"{cmd} --json | head -1", shell=True, capture_output=True,
+                          text=True, timeout=60)
     assert proc.stdout.strip() == "{" and "Traceback" not in proc.stderr, proc.stderr
     proc = subprocess.run([sys.executable, "-m", "fer_pi.outputs.summary", str(out), "--by",
                            "minute", "--json"], capture_output=True, text=True, timeout=60)
