@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,20 +42,27 @@ class CsvError(Exception):
     """A file that is not the public fer2013.csv; the message names it and the row."""
 
 
-def read_csv(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """split -> (x, y, id) from fer2013.csv, each face equalised."""
-    import cv2
-
-    rows: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in SPLITS}
+@contextmanager
+def _open_rows(path: Path, columns: tuple[str, ...]) -> Iterator[csv.DictReader]:
+    """A CSV's rows as dicts, once it is known to have ``columns`` (CsvError otherwise)."""
     try:
         fh = open(path, newline="", encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         raise CsvError(f"cannot read {path}: {exc.strerror or exc}") from None
     with fh:
         reader = csv.DictReader(fh)
-        if not set(COLUMNS) <= set(reader.fieldnames or ()):
-            raise CsvError(f"{path}: needs the columns {', '.join(COLUMNS)}; has "
+        if not set(columns) <= set(reader.fieldnames or ()):
+            raise CsvError(f"{path}: needs the columns {', '.join(columns)}; has "
                            f"{', '.join(reader.fieldnames or ()) or 'none'}")
+        yield reader
+
+
+def read_csv(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """split -> (x, y, id) from fer2013.csv, each face equalised."""
+    import cv2
+
+    rows: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in SPLITS}
+    with _open_rows(path, COLUMNS) as reader:
         for i, row in enumerate(reader):
             where = f"{path}: row {i + 2}"
             if row["Usage"] not in rows:
@@ -78,15 +87,7 @@ def read_csv(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 def read_ferplus(path: Path, splits: dict) -> dict[str, dict[str, np.ndarray]]:
     """split -> {row, votes, ferplus_name}: FER+'s votes for the faces of ``splits`` (from
     read_csv, whose id is the fer2013.csv row), matched row by row."""
-    try:
-        fh = open(path, newline="", encoding="utf-8")  # noqa: SIM115
-    except OSError as exc:
-        raise CsvError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        need = {"Usage", "Image name", *VOTES}
-        if not need <= set(reader.fieldnames or ()):
-            raise CsvError(f"{path}: needs the columns Usage, Image name, {', '.join(VOTES)}")
+    with _open_rows(path, ("Usage", "Image name", *VOTES)) as reader:
         rows = list(reader)
     total = sum(len(y) for _x, y, _ids in splits.values())
     if len(rows) != total:

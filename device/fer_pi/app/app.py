@@ -18,7 +18,6 @@ from fer_pi.app import config as cfgmod
 from fer_pi.app.assemble import build, still_config
 from fer_pi.app.loop import run
 from fer_pi.app.services import Health, LoopFacts, Mqtt, Screen, Service, Systemd, TvPower
-from fer_pi.core.atomic import write_whole
 from fer_pi.core.labels import parse_names
 from fer_pi.core.records import Wait
 from fer_pi.core.settings import read_secret
@@ -224,7 +223,7 @@ def frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off",
         board.draw(surface, result, BoardStats(), overlay=False)
         path = folder / f"frame_{result.frame.index:06d}.png"
         try:
-            write_png(path, surface)
+            write_surface(path, surface)
         except OSError as exc:  # a full disk: the frame is not saved, the run goes on
             failed[0] += 1
             if failed[0] == 1 or failed[0] % 100 == 0:
@@ -234,19 +233,17 @@ def frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off",
     return save
 
 
-def write_png(path: Path, surface) -> None:
-    """A PNG written whole or not at all (a temporary file renamed into place): a full disk
-    leaves no empty or cut picture behind."""
-    import cv2
+def write_surface(path: Path, surface) -> None:
+    """A board drawn off-screen, as a PNG written whole or not at all: a full disk leaves no
+    empty or cut picture behind."""
     import numpy as np
     import pygame
 
+    from fer_pi.outputs.annotated import write_png
+
     rgb = np.frombuffer(pygame.image.tobytes(surface, "RGB"), np.uint8).reshape(
         surface.get_height(), surface.get_width(), 3)
-    ok, png = cv2.imencode(".png", rgb[:, :, ::-1])
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    write_whole(path, png.tobytes())
+    write_png(path, np.ascontiguousarray(rgb[:, :, ::-1]))
 
 
 def demo_printer():

@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
+def write_png(path: Path, bgr: np.ndarray) -> None:
+    """A BGR picture as a PNG written whole or not at all (OSError when it cannot be)."""
+    ok, png = cv2.imencode(".png", bgr)
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    write_whole(path, png.tobytes())
+
+
 class AnnotatedVideo:
     """Writes each frame it is given; opened at the first frame (its size sets the video's)."""
 
@@ -69,11 +77,8 @@ class AnnotatedPictures:
 
     def write(self, image: np.ndarray, name: str) -> None:
         path = self.folder / (Path(name).stem + ".png")
-        ok, png = cv2.imencode(".png", image)
         try:
-            if not ok:
-                raise OSError(f"cannot encode {path}")
-            write_whole(path, png.tobytes())
+            write_png(path, image)
             self.written += 1
         except OSError as exc:  # a full disk: that picture is not written; the run goes on
             self.failed += 1
