@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -192,24 +193,32 @@ def classify(onsets: list[Onset], folder: Path, fps: float, cfg, classifier) -> 
     return out
 
 
-def replay(probs: np.ndarray, fps: float, settings: SmoothSettings) -> list[str | None]:
-    """What the board shows frame by frame for one onset (None: no face shown yet, or
-    lost for that frame: the track and its average are kept, as the tracker keeps them)."""
+def smoothed(probs: np.ndarray, fps: float, settings: SmoothSettings) -> list:
+    """The smoother frame by frame for one onset: its Smoothed (label, average), or None
+    where no face was shown (the track and its average are kept, as the tracker keeps
+    them)."""
     sm = Smoother(LABELS, settings)
-    shown: list[str | None] = []
-    for i, p in enumerate(probs):
-        shown.append(None if np.isnan(p[0]) else sm.update(0, p, i / fps).shown)
-    return shown
+    return [None if np.isnan(p[0]) else sm.update(0, p, i / fps) for i, p in enumerate(probs)]
+
+
+def replay(probs: np.ndarray, fps: float, settings: SmoothSettings) -> list[str | None]:
+    """What the board shows frame by frame for one onset (None: no face shown)."""
+    return [None if s is None else s.shown for s in smoothed(probs, fps, settings)]
 
 
 def averaged(probs: np.ndarray, fps: float, settings: SmoothSettings) -> np.ndarray:
     """The smoother's running average frame by frame (NaN where no face)."""
-    sm = Smoother(LABELS, settings)
     out = np.full_like(probs, np.nan)
-    for i, p in enumerate(probs):
-        if not np.isnan(p[0]):
-            out[i] = sm.update(0, p, i / fps).probs
+    for i, s in enumerate(smoothed(probs, fps, settings)):
+        if s is not None:
+            out[i] = s.probs
     return out
+
+
+def most_shown(labels: list[str]) -> str:
+    """The label seen most; a tie goes to the one seen first (never to a set's order,
+    which changes with Python's string hashing from run to run)."""
+    return Counter(labels).most_common(1)[0][0]
 
 
 def _changes(seq: list) -> int:
@@ -238,9 +247,9 @@ def measure(onsets: list[Onset], probs: np.ndarray, fps: float, settings: Smooth
         raw_right += sum(r == g for r, g in zip(raw, truths, strict=True))
         hold = [i for i, t in enumerate(times) if on <= t < off]
         named = [shown[i] for i in hold if shown[i] not in (None, UNCERTAIN)]
-        clip_right += bool(named) and max(set(named), key=named.count) == onset.label
+        clip_right += bool(named) and most_shown(named) == onset.label
         raw_named = [raw[i] for i in hold if raw[i] is not None]
-        knows = bool(raw_named) and max(set(raw_named), key=raw_named.count) == onset.label
+        knows = bool(raw_named) and most_shown(raw_named) == onset.label
         raw_clip_right += knows
         changes += _changes([s for s in shown if s is not None])
         first = next((times[i] - on for i in hold if shown[i] == onset.label), None)
