@@ -199,6 +199,48 @@ class FerPackageScorer:
         return out
 
 
+def turned(image: np.ndarray, degrees: float) -> np.ndarray:
+    """A picture turned by ``degrees`` (counter-clockwise on the screen) about its centre, on
+    a canvas a quarter larger on each side filled by replicating its border, so that no
+    corner of the face is cut off (0 degrees: the same canvas, unturned, so every angle is
+    scored on the same framing)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    pad = max(h, w) // 4
+    big = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    if not degrees:
+        return big
+    bh, bw = big.shape[:2]
+    m = cv2.getRotationMatrix2D(((bw - 1) / 2.0, (bh - 1) / 2.0), degrees, 1.0)
+    return cv2.warpAffine(big, m, (bw, bh), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+class TurnedScorer:
+    """Another scorer's pictures, each turned by an angle first: heads as people tilt them."""
+
+    def __init__(self, inner, degrees: float):
+        self.inner, self.degrees = inner, degrees
+        self.name = f"{inner.name} turned {degrees:g}"
+
+    def picture(self, image: np.ndarray, name: str) -> tuple[np.ndarray | None, int]:
+        return self.inner.picture(turned(image, self.degrees), name)
+
+    def clip(self, path: Path):
+        raise EndToEndError(f"--turn scores pictures only, not clips: {path}")
+
+
+def parse_turns(text: str) -> list[float]:
+    try:
+        turns = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise EndToEndError(f"--turn: {text!r} is not a list of degrees like 0,15,25,35") from None
+    if not turns or any(abs(t) > 90 for t in turns):
+        raise EndToEndError(f"--turn: {text!r}: give degrees between -90 and 90")
+    return turns
+
+
 def largest(faces):
     return max(faces, key=lambda f: f.box.w * f.box.h, default=None)
 
@@ -321,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--performers", default="", metavar="16-30", help="a manifest's rows of "
                    "these performers only ('16-30' or '01,03'): the people a model trained on "
                    "part of the set did not see")
+    p.add_argument("--turn", default="", metavar="0,15,25,35", help="score the pictures turned "
+                   "by each of these angles in degrees (a padded canvas, heads as people tilt "
+                   "them): accuracy per angle")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--config", metavar="FILE", help="fer-pi TOML settings file")
     cfgmod.add_arguments(p)  # every fer-pi setting, as on the device
@@ -360,6 +405,10 @@ def run(args) -> int:
     except ModelError as exc:
         raise EndToEndError(str(exc)) from None
     scorers = [device] + ([FerPackageScorer()] if args.compare_fer else [])
+    if args.turn:
+        if any(it.is_clip for it in items):
+            raise EndToEndError("--turn scores pictures only: the set has clips")
+        scorers = [TurnedScorer(sc, t) for sc in scorers for t in parse_turns(args.turn)]
     set_name = args.name or (path.parent.name if path.is_file() else path.name)
     from fer_tools.data import file_sha256
 
@@ -368,8 +417,10 @@ def run(args) -> int:
               "model_file": portable_path(str(device.classifier.info.path)),
               "model_sha256": file_sha256(device.classifier.info.path),
               "flip_tta": cfg.model.flip_tta, "face_prep": device.prep.to_metadata(),
-              "detect": {k: getattr(cfg.detect, k) for k in ("scale_factor", "min_neighbors",
-                                                            "min_size", "detect_width")},
+              "detect": {k: getattr(cfg.detect, k) for k in (
+                  "detector", "scale_factor", "min_neighbors", "min_size", "detect_width",
+                  "yunet_score", "verify")},
+              "turns": parse_turns(args.turn) if args.turn else [],
               "scores": {}}
     for scorer in scorers:
         result["scores"][scorer.name] = score(scorer, items, args.quiet)
@@ -404,6 +455,8 @@ def summary(result: dict) -> str:
 def write_outputs(result: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     part = "_" + result["subset"].split()[-1] if result.get("subset") else ""
+    if result.get("turns"):
+        part += f"_{result['detect']['detector']}_turned"
     stem = f"endtoend_{result['model']}_{result['set_name']}{part}"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     p = result["scores"].get(result["model"], {}).get("pictures")

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from fer_pi.app.config import Config
 from fer_pi.vision.classify import Classifier
-from fer_pi.vision.detect import HaarDetector
+from fer_pi.vision.detect import HaarDetector, make_detector
 from fer_pi.vision.find import FaceFinder
 from fer_pi.vision.modelfile import resolve_model
 from fer_pi.vision.pipeline import Pipeline
@@ -28,8 +28,10 @@ def build(cfg: Config, classifier: Classifier | None = None, live: bool = False)
     """The pipeline the settings describe; the caller may pass a classifier it already built.
     ``live``: frames come from a camera (detect.scan_thread 'auto' then scans on a thread)."""
     d = cfg.detect
-    detector = HaarDetector.from_config(d)
-    verifier = HaarDetector.from_config(replace(d, cascade=VERIFIER[d.cascade]))
+    detector = make_detector(d, still=not cfg.track.enabled)
+    verifier = None
+    if d.verify == "on" or (d.verify == "auto" and d.detector == "haar"):
+        verifier = HaarDetector.from_config(replace(d, cascade=VERIFIER[d.cascade]))
     if classifier is None:
         classifier = Classifier(resolve_model(cfg.model.path), threads=cfg.model.threads,
                                 flip_tta=cfg.model.flip_tta)

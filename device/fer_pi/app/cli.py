@@ -147,8 +147,8 @@ def run(cfg: cfgmod.Config, check_only: bool = False, demo: bool = False) -> int
 
     app = App(cfg, demo=demo)  # the model and pipeline: a bad one is refused here
     if check_only:
-        print(f"config OK; model {app.classifier.info.name} ({app.model_path}), runtime "
-              f"{app.classifier.runtime}")
+        print(f"config OK; detector {cfg.detect.detector}; model {app.classifier.info.name} "
+              f"({app.model_path}), runtime {app.classifier.runtime}")
         return EXIT_OK
     if not (cfg.source.camera or cfg.source.video or cfg.source.images):
         print("fer-pi: config error: no source: give --camera N, --camera picam, --video PATH, "

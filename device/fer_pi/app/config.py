@@ -58,6 +58,20 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class DetectConfig:
+    detector: str = setting("haar", "the face detector: 'haar' (OpenCV's cascade: upright "
+                            "faces) or 'yunet' (OpenCV's learned YuNet, shipped with fer-pi: "
+                            "finds heads tilted by 35 degrees and turned, and its landmarks "
+                            "turn each face upright for the model; docs/detection.md)",
+                            choices=("haar", "yunet"), flag="--detector")
+    yunet_score: float = setting(0.6, "YuNet: the score a face needs (higher: fewer false "
+                                 "faces, fewer faces found)", 0.05, 0.99)
+    yunet_nms: float = setting(0.3, "YuNet: boxes overlapping more than this are one face",
+                               0.05, 0.95)
+    yunet_model: str = setting("", "YuNet: its ONNX file (empty: the one shipped inside fer-pi)")
+    verify: str = setting("auto", "a second detector checks each new face before it is shown: "
+                          "'auto' (on for haar, the other cascade; off for yunet, whose new "
+                          "faces a cascade would refuse when tilted), 'on', 'off'",
+                          choices=("auto", "on", "off"))
     scale_factor: float = setting(1.1, "Haar scale step between pyramid levels", 1.01, 2.0,
                                   flag="--scale-factor")
     min_neighbors: int = setting(5, "Haar neighbours needed to keep a face (higher: fewer "

@@ -43,10 +43,25 @@ class FaceBox:
     y: int
     w: int
     h: int
+    # a learned detector's five points (the face's right eye, left eye, nose tip, right and
+    # left mouth corner) as x, y pairs in frame pixels, with which its crop is turned upright;
+    # None for Haar's boxes. Not part of a box's identity (two boxes compare by place alone).
+    landmarks: tuple[float, ...] | None = field(default=None, compare=False)
 
     @property
     def center(self) -> tuple[float, float]:
         return (self.x + self.w / 2.0, self.y + self.h / 2.0)
+
+    def moved_to(self, x: int, y: int, w: int, h: int) -> FaceBox:
+        """The same face at another place and size (a tracker's prediction): its landmarks
+        move and scale with it, so a predicted face is still turned upright."""
+        pts = self.landmarks
+        if pts is not None:
+            (cx, cy), s = self.center, w / max(1, self.w)
+            nx, ny = x + w / 2.0, y + h / 2.0
+            pts = tuple(v for i in range(0, len(pts) - 1, 2)
+                        for v in (nx + (pts[i] - cx) * s, ny + (pts[i + 1] - cy) * s))
+        return FaceBox(x, y, w, h, pts)
 
     def iou(self, other: FaceBox) -> float:
         ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))

@@ -69,6 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "measures face finding against ground truth (composed scenes: recall by "
                    "face size, false faces, ID switches; see fer_pi.devtools.detbench)")
     p.add_argument("--scenes", type=int, default=200, help="--stage detect: still scenes")
+    p.add_argument("--detector", choices=["haar", "yunet"], default=None,
+                   help="--stage detect: the detector to measure (default: the config's)")
+    p.add_argument("--no-pose", action="store_true", help="--stage detect: upright scenes "
+                   "only (no tilted stills, no rocking-head clips)")
     p.add_argument("--clips", type=int, default=3, help="--stage detect: moving-faces clips of "
                    "10 s each (played at camera rate, the scan on its thread)")
     p.add_argument("--config", help="TOML settings to start from (as fer-pi's)")
@@ -174,29 +178,45 @@ def run_detect(args) -> dict:
         from fer_pi.app.config import load_file
 
         cfg = load_file(args.config)
+    if args.detector:
+        from dataclasses import replace
+
+        cfg = replace(cfg, detect=replace(cfg.detect, detector=args.detector))
     model = resolve_model(args.model.split(",")[0].strip())
     threads = _int_list(args.threads, "threads", 1, 64)[0]
     return {"schema": SCHEMA, "stage": "detect", "machine": machine.describe(),
             "threads": threads, **detbench.run(cfg, model, args.scenes, args.clips,
-                                               threads=threads)}
+                                               threads=threads, pose=not args.no_pose)}
 
 
 def detect_table(r: dict) -> str:
-    m, st, cl = r["machine"], r["stills"], r["clips"]
+    m = r["machine"]
     lines = [f"{m['pi_model'] or m['cpu']}, {m['cores']} cores ({simd_words(m)}); faces from "
              f"{r['faces_from']}; "
-             f"{r['settings']}",
-             f"  stills ({st['frames']} frames, {st['faces']} faces): recall by face width "
-             + ", ".join(f"{k} px {v:.3f}" for k, v in st["recall_by_width"].items()
-                         if v is not None)
-             + f"; false faces {st['false_per_frame']:.3f} a frame; scan {st['wall_ms']['mean']:.1f} "
-             f"ms wall, {st['cpu_ms']['mean']:.1f} ms CPU",
-             f"  clips ({cl['clips']} x {cl['frames'] // max(1, cl['clips'])} frames, "
-             f"{cl['visible_faces']} visible faces): recall {cl['recall']:.3f}; false faces "
-             f"shown {cl['false_shown_per_frame']:.4f} a frame; ID switches "
-             f"{cl['id_switches_per_face_minute']:.2f} and fragments "
-             f"{cl['fragments_per_face_minute']:.2f} a face-minute; {cl['wall_ms_mean']:.1f} ms "
-             f"wall, {cl['cpu_ms_mean']:.1f} ms CPU a frame"]
+             f"{r['settings']}"]
+    for key, name in (("stills", "stills"), ("pose_stills", "tilted stills")):
+        st = r.get(key)
+        if st is None:
+            continue
+        line = (f"  {name} ({st['frames']} frames, {st['faces']} faces): recall by face width "
+                + ", ".join(f"{k} px {v:.3f}" for k, v in st["recall_by_width"].items()
+                            if v is not None))
+        if st.get("recall_by_tilt"):
+            line += "; by tilt " + ", ".join(f"{k} deg {v:.3f}"
+                                             for k, v in st["recall_by_tilt"].items())
+        lines.append(line + f"; false faces {st['false_per_frame']:.3f} a frame; scan "
+                     f"{st['wall_ms']['mean']:.1f} ms wall, {st['cpu_ms']['mean']:.1f} ms CPU")
+    for key, name in (("clips", "clips"), ("pose_clips", "rocking-head clips")):
+        cl = r.get(key)
+        if cl is None:
+            continue
+        lines.append(
+            f"  {name} ({cl['clips']} x {cl['frames'] // max(1, cl['clips'])} frames, "
+            f"{cl['visible_faces']} visible faces): recall {cl['recall']:.3f}; false faces "
+            f"shown {cl['false_shown_per_frame']:.4f} a frame; ID switches "
+            f"{cl['id_switches_per_face_minute']:.2f} and fragments "
+            f"{cl['fragments_per_face_minute']:.2f} a face-minute; {cl['wall_ms_mean']:.1f} ms "
+            f"wall, {cl['cpu_ms_mean']:.1f} ms CPU a frame")
     return "\n".join(lines)
 
 

@@ -32,16 +32,16 @@ def _ms(values: list[float]) -> dict:
 
 def stills(cfg: Config, scenes: list[sc.Scene]) -> dict:
     """The detector the settings build, on each scene once (no tracking)."""
-    from fer_pi.vision.detect import HaarDetector, to_gray
+    from fer_pi.vision.detect import make_detector, to_gray
 
-    det = HaarDetector.from_config(cfg.detect)
+    det = make_detector(cfg.detect, still=True)
     found = defaultdict(int)
     total = defaultdict(int)
+    tilt_found, tilt_total = defaultdict(int), defaultdict(int)
     false, wall, cpu = 0, [], []
     for s in scenes:
-        gray = to_gray(s.frame)
         t0, c0 = time.perf_counter(), time.process_time()
-        boxes = det.detect(gray)
+        boxes = det.detect(s.frame if det.color else to_gray(s.frame))
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
         m = sc.match(boxes, s.truth)
@@ -49,8 +49,17 @@ def stills(cfg: Config, scenes: list[sc.Scene]) -> dict:
         for j, t in enumerate(s.truth):
             total[sc.bucket(t.w)] += 1
             found[sc.bucket(t.w)] += j in m["hit"]
+            if s.tilts:
+                tilt_total[abs(round(s.tilts[j]))] += 1
+                tilt_found[abs(round(s.tilts[j]))] += j in m["hit"]
     buckets = [f"{lo}-{hi - 1}" for lo, hi in sc.SIZE_BUCKETS]
+    by_tilt = {}
+    if tilt_total:
+        by_tilt = {"recall_by_tilt": {str(a): round(tilt_found[a] / tilt_total[a], 4)
+                                      for a in sorted(tilt_total)},
+                   "faces_by_tilt": {str(a): tilt_total[a] for a in sorted(tilt_total)}}
     return {
+        **by_tilt,
         "frames": len(scenes), "faces": int(sum(total.values())),
         "recall_by_width": {b: round(found[b] / total[b], 4) if total[b] else None
                             for b in buckets},
@@ -117,26 +126,44 @@ def clip(cfg: Config, scenes: list[sc.Scene], classifier, live: bool = True) -> 
             "wall_ms": _ms(wall), "cpu_ms": _ms(cpu)}
 
 
+# the pose clips' heads rock from side to side up to this many degrees
+ROCK_DEG = 30.0
+
+
 def run(cfg: Config, model_path, n_stills: int = 200, n_clips: int = 3, clip_frames: int = 300,
-        threads: int = 2, seed: int = 0) -> dict:
+        threads: int = 2, seed: int = 0, pose: bool = True) -> dict:
+    """Upright stills and clips; with ``pose``, the same again with heads tilted (stills:
+    0-40 degrees either way; clips: heads rocking up to ROCK_DEG)."""
     from fer_pi.vision.classify import Classifier
 
     photos, where = sc.face_photos(seed=seed)
     bgs = sc.backgrounds(640, 480)
     out = {"faces_from": where, "backgrounds": len(bgs),
            "settings": {k: getattr(cfg.detect, k) for k in (
-               "min_size", "detect_width", "scale_factor", "min_neighbors", "scan_every",
-               "confirm_frames")},
+               "detector", "min_size", "detect_width", "scale_factor", "min_neighbors",
+               "yunet_score", "verify", "scan_every", "confirm_frames")},
            "stills": stills(cfg, sc.still_scenes(n_stills, photos, bgs, seed))}
+    if pose:
+        out["pose_stills"] = stills(cfg, sc.still_scenes(n_stills, photos, bgs, seed + 1,
+                                                         tilted=True))
     classifier = Classifier(model_path, threads=threads, flip_tta=cfg.model.flip_tta)
+    out["clips"] = clips(cfg, photos, bgs, classifier, n_clips, clip_frames, seed, 0.0)
+    if pose:
+        out["pose_clips"] = clips(cfg, photos, bgs, classifier, n_clips, clip_frames, seed,
+                                  ROCK_DEG)
+    return out
+
+
+def clips(cfg: Config, photos, bgs, classifier, n_clips: int, clip_frames: int, seed: int,
+          rock: float) -> dict:
     runs = []
     for k in range(n_clips):
-        scenes = sc.moving_clip(photos, bgs[k % len(bgs)], clip_frames, seed + k)
+        scenes = sc.moving_clip(photos, bgs[k % len(bgs)], clip_frames, seed + k, rock=rock)
         runs.append(clip(cfg, scenes, classifier))
     tot = {key: sum(r[key] for r in runs) for key in ("frames", "visible_faces", "false_shown",
                                                       "id_switches", "fragments")}
     minutes = tot["visible_faces"] / FPS / 60
-    out["clips"] = {
+    return {
         "clips": n_clips, **tot,
         "recall": round(sum(r["recall"] * r["visible_faces"] for r in runs)
                         / max(1, tot["visible_faces"]), 4),
@@ -145,6 +172,6 @@ def run(cfg: Config, model_path, n_stills: int = 200, n_clips: int = 3, clip_fra
         "fragments_per_face_minute": round(tot["fragments"] / max(1e-9, minutes), 3),
         "wall_ms_mean": round(float(np.mean([r["wall_ms"]["mean"] for r in runs])), 3),
         "cpu_ms_mean": round(float(np.mean([r["cpu_ms"]["mean"] for r in runs])), 3),
+        "rock_deg": rock,
         "per_clip": runs,
     }
-    return out

@@ -42,6 +42,7 @@ class Scene:
     # faces there but not required: partly covered by a nearer one, or partly out of the
     # frame; finding them is neither a hit nor a false face
     extra: tuple[FaceBox, ...] = ()
+    tilts: tuple[float, ...] = ()  # each true face's head tilt in degrees, where tilted
 
 
 def realfaces_dir() -> Path | None:
@@ -103,20 +104,35 @@ def backgrounds(width: int, height: int) -> list[np.ndarray]:
     return out
 
 
-def paste(frame: np.ndarray, photo: FacePhoto, face_w: float, cx: float, cy: float) -> FaceBox:
-    """The photo scaled so its face is ``face_w`` wide and centred at (cx, cy); returns the
-    true face box (clipped pasting: a face may leave the frame)."""
+def paste(frame: np.ndarray, photo: FacePhoto, face_w: float, cx: float, cy: float,
+          tilt: float = 0.0) -> FaceBox:
+    """The photo scaled so its face is ``face_w`` wide and centred at (cx, cy), the head
+    tilted by ``tilt`` degrees (counter-clockwise on the screen) about the face's centre;
+    returns the true face box: the face's own upright box, where it is (clipped pasting:
+    a face may leave the frame)."""
     s = face_w / photo.box.w
     ph, pw = photo.image.shape[:2]
     tw, th = max(1, round(pw * s)), max(1, round(ph * s))
     img = cv2.resize(photo.image, (tw, th), interpolation=cv2.INTER_AREA if s < 1
                      else cv2.INTER_LINEAR)
     fx, fy = photo.box.center
+    mask = None
+    if tilt:
+        m = cv2.getRotationMatrix2D((fx * s, fy * s), tilt, 1.0)
+        img = cv2.warpAffine(img, m, (tw, th), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT)
+        # only the photo's own pixels: its corners turned away leave the background showing
+        mask = cv2.warpAffine(np.ones((th, tw), np.uint8), m, (tw, th)) > 0
     x0, y0 = round(cx - fx * s), round(cy - fy * s)
     h, w = frame.shape[:2]
     ax0, ay0, ax1, ay1 = max(0, x0), max(0, y0), min(w, x0 + tw), min(h, y0 + th)
     if ax1 > ax0 and ay1 > ay0:
-        frame[ay0:ay1, ax0:ax1] = img[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
+        part = img[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
+        if mask is None:
+            frame[ay0:ay1, ax0:ax1] = part
+        else:
+            keep = mask[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0]
+            frame[ay0:ay1, ax0:ax1][keep] = part[keep]
     side = photo.box.w * s
     return FaceBox(round(cx - side / 2), round(cy - side / 2), round(side), round(side))
 
@@ -127,15 +143,21 @@ def noisy(frame: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
     return np.clip(frame + rng.normal(0, sd, frame.shape), 0, 255).astype(np.uint8)
 
 
+# the pose scenes' head tilts, each equally often, to either side
+TILTS = (0, 10, 20, 30, 40)
+
+
 def still_scenes(n: int, photos: list[FacePhoto], bgs: list[np.ndarray], seed: int = 0,
-                 width: int = 640, height: int = 480) -> list[Scene]:
-    """One to six faces of 32-200 px (log-uniform), not overlapping, sensor noise 2-6."""
+                 width: int = 640, height: int = 480, tilted: bool = False) -> list[Scene]:
+    """One to six faces of 32-200 px (log-uniform), not overlapping, sensor noise 2-6;
+    ``tilted``: each head tilted by one of TILTS, to the left or the right (Scene.tilts)."""
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         frame = bgs[int(rng.integers(len(bgs)))].copy()
         want = int(rng.integers(1, 7))
         truth: list[FaceBox] = []
+        tilts: list[float] = []
         for _ in range(want * 20):
             if len(truth) == want:
                 break
@@ -145,16 +167,20 @@ def still_scenes(n: int, photos: list[FacePhoto], bgs: list[np.ndarray], seed: i
             cand = FaceBox(round(cx - 1.3 * w), round(cy - 1.3 * w), round(2.6 * w), round(3 * w))
             if any(cand.iou(FaceBox(t.x - t.w, t.y - t.h, 3 * t.w, 3 * t.h)) > 0 for t in truth):
                 continue  # head-and-shoulders patches must not overlap
-            truth.append(paste(frame, photos[int(rng.integers(len(photos)))], w, cx, cy))
-        out.append(Scene(noisy(frame, rng.uniform(2, 6), rng), tuple(truth)))
+            tilt = float(rng.choice(TILTS) * rng.choice((-1, 1))) if tilted else 0.0
+            truth.append(paste(frame, photos[int(rng.integers(len(photos)))], w, cx, cy, tilt))
+            tilts.append(tilt)
+        out.append(Scene(noisy(frame, rng.uniform(2, 6), rng), tuple(truth),
+                         tilts=tuple(tilts)))
     return out
 
 
 def moving_clip(photos: list[FacePhoto], bg: np.ndarray, frames: int, seed: int,
                 widths: tuple[float, ...] = (55, 55, 55, 55), width: int = 640,
-                height: int = 480) -> list[Scene]:
+                height: int = 480, rock: float = 0.0) -> list[Scene]:
     """Faces walking across a room: constant speeds of 0.5-3 px a frame, two of them on
-    crossing paths (the nearer one passes in front), one leaving the frame and coming back.
+    crossing paths (the nearer one passes in front), one leaving the frame and coming back;
+    ``rock``: each head tilts from side to side, up to that many degrees, once every 2-4 s.
     """
     rng = np.random.default_rng(seed)
     n = len(widths)
@@ -165,10 +191,15 @@ def moving_clip(photos: list[FacePhoto], bg: np.ndarray, frames: int, seed: int,
     if n >= 2:  # two on crossing paths at the same height
         start[0], start[1] = (90, height * 0.45), (width - 90, height * 0.45 + 8)
         vel[0], vel[1] = (1.6, 0.0), (-1.6, 0.0)
+    # frames (at 30 a second) and phase of each head's rocking; drawn only when it rocks, so
+    # the upright clips stay the frames they always were
+    periods = [rng.uniform(60, 120) for _ in range(n)] if rock else [1.0] * n
+    phases = [rng.uniform(0, 2 * np.pi) for _ in range(n)] if rock else [0.0] * n
     out = []
     for t in range(frames):
         frame = bg.copy()
         truth = []
+        tilt = [rock * float(np.sin(2 * np.pi * t / periods[i] + phases[i])) for i in range(n)]
         order = sorted(range(n), key=lambda i: widths[i])  # smaller (farther) first
         for i in order:
             x, y = start[i] + vel[i] * t
@@ -177,8 +208,8 @@ def moving_clip(photos: list[FacePhoto], bg: np.ndarray, frames: int, seed: int,
                 x = (start[i][0] + vel[i][0] * t) % (2 * span)
                 x = (2 * span - x if x > span else x) - (120 if i == 2 else -80)
                 y = float(np.clip(y, 90, height - 110))
-            truth.append((i, paste(frame, who[i], widths[i], x, y)))
-        boxes, ids, extra = [], [], []
+            truth.append((i, paste(frame, who[i], widths[i], x, y, tilt[i])))
+        boxes, ids, extra, tilts = [], [], [], []
         for i, b in sorted(truth):
             covered = any(j != i and widths[j] >= widths[i] and order.index(j) > order.index(i)
                           and b.iou(o) > 0.05 for j, o in truth)
@@ -187,9 +218,11 @@ def moving_clip(photos: list[FacePhoto], bg: np.ndarray, frames: int, seed: int,
             if inside and not covered:  # what a person would count as visible
                 boxes.append(b)
                 ids.append(i)
+                tilts.append(tilt[i])
             else:
                 extra.append(b)
-        out.append(Scene(noisy(frame, 3.0, rng), tuple(boxes), tuple(ids), tuple(extra)))
+        out.append(Scene(noisy(frame, 3.0, rng), tuple(boxes), tuple(ids), tuple(extra),
+                         tuple(tilts) if rock else ()))
     return out
 
 

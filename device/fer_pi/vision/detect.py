@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -19,6 +20,23 @@ _SYSTEM_DIRS = (
 
 class DetectorError(Exception):
     pass
+
+
+class Detector(Protocol):
+    """What FaceFinder, the scan thread and the pipeline need of a detector (HaarDetector,
+    vision.yunet.YuNetDetector): boxes in frame pixels, largest first."""
+
+    color: bool  # wants the colour frame (else the gray one)
+    max_faces: int
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]: ...
+
+    def detect_scaled(self, small: np.ndarray, scale: float) -> list[FaceBox]: ...
+
+    def detect_near(self, image: np.ndarray, expected: FaceBox, reach: float = 0.6,
+                    min_neighbors: int | None = None) -> FaceBox | None: ...
+
+    def clone(self) -> Detector: ...
 
 
 def find_cascade(name: str = CASCADE_NAME) -> Path:
@@ -108,7 +126,10 @@ class HaarDetector:
     def scale_for(self, width: int) -> float:
         return scan_scale(width, self.min_size, self.detect_width)
 
+    color = False  # give it the gray frame (a colour one is converted, at a cost)
+
     def detect(self, gray: np.ndarray) -> list[FaceBox]:
+        gray = to_gray(gray)
         h, w = gray.shape[:2]
         scale = self.scale_for(w)
         if scale < 1.0:
@@ -119,7 +140,7 @@ class HaarDetector:
 
     def detect_scaled(self, small: np.ndarray, scale: float) -> list[FaceBox]:
         """Detect on ``small``, a copy of the frame scaled by ``scale``; boxes in frame pixels."""
-        small = cv2.equalizeHist(np.ascontiguousarray(small))
+        small = cv2.equalizeHist(np.ascontiguousarray(to_gray(small)))
         min_px = max(CASCADE_WINDOW, round(self.min_size * scale))
         # a largest size also ends the pyramid early: fewer levels, less time
         max_px = max(min_px, round(self.max_size * scale)) if self.max_size else 0
@@ -146,7 +167,7 @@ class HaarDetector:
             return None
         # the face about 2 windows wide: enough detail to find it, few pixels to scan
         scale = min(1.0, 2.0 * CASCADE_WINDOW / side)
-        roi = gray[y0:y1, x0:x1]
+        roi = to_gray(gray[y0:y1, x0:x1])
         if scale < 1.0:
             roi = cv2.resize(roi, (max(1, round((x1 - x0) * scale)),
                                    max(1, round((y1 - y0) * scale))), interpolation=cv2.INTER_AREA)
@@ -165,3 +186,13 @@ class HaarDetector:
         x, y, bw, bh = best
         return FaceBox(round(x0 + x / scale), round(y0 + y / scale), round(bw / scale),
                        round(bh / scale))
+
+
+def make_detector(d, still: bool = False):
+    """The detector a [detect] section describes: a HaarDetector or a YuNetDetector, which
+    answer the same calls. ``still``: each picture stands alone (no tracker)."""
+    if d.detector == "yunet":
+        from fer_pi.vision.yunet import YuNetDetector
+
+        return YuNetDetector.from_config(d, refine=still)
+    return HaarDetector.from_config(d)

@@ -3,7 +3,7 @@
 A whole-frame scan is the costliest thing the Pi does, so it runs only every
 ``scan_every`` frames (on a thread of its own for a live camera, so a slow scan never
 stalls the board); in between, each face already known is found again in a small window
-around where it should be (``HaarDetector.detect_near``). A face the scan finds for the
+around where it should be (the detector's ``detect_near``; Haar's or YuNet's). A face the scan finds for the
 first time is a candidate: a second cascade must see a face there too, and it must be
 found again in ``confirm_frames`` frames before it is shown, so a false face seen once
 never reaches the board, the results or MQTT.
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from fer_pi.core.records import FaceBox
-from fer_pi.vision.detect import HaarDetector
+from fer_pi.vision.detect import Detector, HaarDetector
 from fer_pi.vision.track import Track, Tracker
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class ScanWorker:
     result up when it is ready and never waits for it. OpenCV releases the GIL while it
     scans, so the scan runs on the second core."""
 
-    def __init__(self, detector: HaarDetector):
+    def __init__(self, detector: Detector):
         self.detector = detector.clone()  # the loop keeps using its own for detect_near
         self._cond = threading.Condition()
         self._job: tuple[np.ndarray, np.ndarray | None, int] | None = None
@@ -85,7 +85,7 @@ class ScanWorker:
         return self._thread.is_alive()
 
 
-def scan(detector: HaarDetector, gray: np.ndarray, small: np.ndarray | None = None):
+def scan(detector: Detector, gray: np.ndarray, small: np.ndarray | None = None):
     """A whole-frame scan; ``small`` is the camera's own small copy (the Pi's lores plane)."""
     if small is not None:
         return detector.detect_scaled(small, small.shape[1] / gray.shape[1])
@@ -122,7 +122,7 @@ def _overlaps(box: FaceBox, others: list[FaceBox]) -> bool:
 class FaceFinder:
     """Scans, finds known faces again, confirms new ones; keeps the tracker's identities."""
 
-    def __init__(self, detector: HaarDetector, tracker: Tracker,
+    def __init__(self, detector: Detector, tracker: Tracker,
                  verifier: HaarDetector | None = None, scan_every: int = 6,
                  detect_every: int = 1, confirm_frames: int = 3, threaded: bool = False):
         self.detector, self.tracker, self.verifier = detector, tracker, verifier
@@ -139,7 +139,8 @@ class FaceFinder:
     def find(self, gray: np.ndarray, index: int,
              small: np.ndarray | None = None) -> tuple[list[tuple[Track, FaceBox]], bool]:
         """The confirmed faces of this frame as (track, box), and whether any detector
-        looked at this frame (False: the boxes are the tracker's predictions)."""
+        looked at this frame (False: the boxes are the tracker's predictions). ``gray`` is
+        the picture the detector wants: gray for Haar, the colour frame for YuNet."""
         t0 = time.perf_counter()
         n = self._count
         self._count += 1

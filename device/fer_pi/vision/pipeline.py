@@ -9,7 +9,7 @@ import time
 
 from fer_pi.core.records import Face, Frame, FrameResult, room_summary
 from fer_pi.vision.classify import Classifier
-from fer_pi.vision.detect import HaarDetector, to_gray
+from fer_pi.vision.detect import Detector, HaarDetector, to_gray
 from fer_pi.vision.find import FaceFinder, scan, verified
 from fer_pi.vision.prepare import FacePrep
 from fer_pi.vision.smooth import Smoother
@@ -24,7 +24,7 @@ class Pipeline:
     they are shown); without one, every frame is scanned and stands alone.
     """
 
-    def __init__(self, detector: HaarDetector, classifier: Classifier,
+    def __init__(self, detector: Detector, classifier: Classifier,
                  prep: FacePrep | None = None, tracker: Tracker | None = None,
                  smoother: Smoother | None = None, detect_every: int = 1,
                  finder: FaceFinder | None = None, verifier: HaarDetector | None = None):
@@ -40,15 +40,17 @@ class Pipeline:
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
         gray = to_gray(frame.image)
+        # YuNet looks at the colour frame (the camera's small gray copy is Haar's)
+        seen, small = (frame.image, None) if self.detector.color else (gray, frame.detect_gray)
         ids: list[int | None]
         if self.finder is not None:
-            pairs, detected = self.finder.find(gray, frame.index, frame.detect_gray)
+            pairs, detected = self.finder.find(seen, frame.index, small)
             ids, boxes = [t.id for t, _ in pairs], [b for _, b in pairs]
         else:
             detected = True
-            boxes = scan(self.detector, gray, frame.detect_gray)
+            boxes = scan(self.detector, seen, small)
             if self.verifier is not None:
-                boxes = [b for b in boxes if verified(self.verifier, gray, b)]
+                boxes = [b for b in boxes if verified(self.verifier, seen, b)]
             ids = [None] * len(boxes)
         t1 = time.perf_counter()
         crops = [self.prep.crop(gray, b, self.classifier.input_size) for b in boxes]

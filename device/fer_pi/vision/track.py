@@ -40,7 +40,8 @@ class Track:
         s = max(1.0, b.w + self.vs * min(frames_ahead, 2))
         cx = b.x + b.w / 2 + self.vx * frames_ahead
         cy = b.y + b.h / 2 + self.vy * frames_ahead
-        return FaceBox(round(cx - s / 2), round(cy - s / 2), round(s), round(s * b.h / max(1, b.w)))
+        return b.moved_to(round(cx - s / 2), round(cy - s / 2), round(s),
+                          round(s * b.h / max(1, b.w)))
 
 
 def _cost(track_box: FaceBox, det: FaceBox, s: TrackerSettings) -> float | None:
