@@ -203,3 +203,28 @@ def test_the_device_applies_the_prior_correction_in_the_metadata(tmp_path, face)
     model.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="prior_correction"):
         Classifier(model)
+
+
+def test_turned_pictures_are_scored_per_angle(tmp_path, face):
+    """--turn: each picture turned by each angle on a padded canvas; Haar loses the face
+    turned by 40 degrees where YuNet keeps it (the per-angle figures are fer-eval's)."""
+    from fer_tools.endtoend import parse_turns, turned
+
+    big = turned(face, 0)
+    assert big.shape[0] == face.shape[0] * 3 // 2 and np.array_equal(
+        big[128:640, 128:640], face)
+    assert turned(face, 40).shape == big.shape
+    with pytest.raises(Exception, match="--turn"):
+        parse_turns("0,abc")
+    (tmp_path / "happy").mkdir()
+    cv2.imwrite(str(tmp_path / "happy" / "a.jpg"), face)
+    found = {}
+    for det in ("haar", "yunet"):
+        proc = e2e(str(tmp_path), "--turn", "0,40", "--detector", det, "--out", str(tmp_path))
+        assert proc.returncode == 0, proc.stderr
+        (path,) = tmp_path.glob(f"endtoend_*_{tmp_path.name}_{det}_turned.json")
+        out = json.loads(path.read_text())
+        assert out["turns"] == [0.0, 40.0] and out["detect"]["detector"] == det
+        found[det] = [out["scores"][f"{out['model']} turned {a}"]["pictures"]["faces_found"]
+                      for a in (0, 40)]
+    assert found == {"haar": [1, 0], "yunet": [1, 1]}

@@ -115,6 +115,15 @@ def from_stale_scan(found: list[FaceBox], tracks: list[Track], index: int) -> li
     return out
 
 
+def _predicted(skipped: list[Track], matched: set[int], tracks: list[Track],
+               index: int) -> list[tuple[Track, FaceBox]]:
+    """Where the confirmed faces not looked for on this frame are now, as the tracker's
+    predict() would say (a frame that looked only for new faces must not drop the others:
+    before, every such frame lost every known face for a frame)."""
+    seen = {t.id for t in skipped if t.missed == 0} - matched
+    return [(t, t.predicted(max(1, index - t.last_frame))) for t in tracks if t.id in seen]
+
+
 def _overlaps(box: FaceBox, others: list[FaceBox]) -> bool:
     return any(box.iou(o) > 0.4 for o in others)
 
@@ -166,6 +175,7 @@ class FaceFinder:
             if scan_due and self.worker.idle:
                 self.worker.submit(gray, small, index)
         near: list[FaceBox] = []
+        skipped = [] if refind else [t for t in tr.tracks if t.id in self._confirmed]
         for t in tr.tracks:
             if refind or t.id not in self._confirmed:
                 box = self.detector.detect_near(gray, t.predicted(max(1, index - t.last_frame)))
@@ -179,6 +189,8 @@ class FaceFinder:
             pairs = tr.predict(index)
         else:
             pairs = tr.update(near + [b for b in found if not _overlaps(b, near)], index)
+            if skipped:  # only new faces were looked for: the known ones move on as predicted
+                pairs += _predicted(skipped, {t.id for t, _ in pairs}, tr.tracks, index)
         shown = self._shown(pairs, gray)
         self.last_ms = {"detect": (t1 - t0) * 1e3, "track": (time.perf_counter() - t1) * 1e3}
         return shown, refind or bool(found)
