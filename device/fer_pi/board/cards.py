@@ -1,6 +1,7 @@
 """Which faces have a card on the board: a pure model of the panel (no pygame), so the
-rules (a face keeps its slot while in view, fades out after it leaves, no pixels kept
-under privacy no_picture) are tested without drawing."""
+rules (cards fill from the top; a face keeps its slot while in view, fades out after it
+leaves, and its slot then closes; no pixels kept under privacy no_picture) are tested
+without drawing."""
 
 from __future__ import annotations
 
@@ -55,16 +56,19 @@ class CardDeck:
                     thumb = pixelate(thumb)
                 if mirror:
                     thumb = np.ascontiguousarray(thumb[:, ::-1])
-            if card is None:
-                used = {c.slot for c in self.cards.values()}
-                slot = next(s for s in range(len(used) + 1) if s not in used)
+            if card is None:  # a new face takes the slot after the last: none jumps
+                slot = max((c.slot for c in self.cards.values()), default=-1) + 1
                 self.cards[key] = Card(face, thumb, now, slot, now)
             else:
                 card.face, card.thumb, card.last_seen = face, thumb, now
                 if fresh:
                     card.thumb_t = now
-        for key in [k for k, c in self.cards.items() if now - c.last_seen > self.fade_s]:
+        gone = [k for k, c in self.cards.items() if now - c.last_seen > self.fade_s]
+        for key in gone:
             del self.cards[key]
+        if gone:  # its slot closes once it has faded out: the cards below move up one
+            for i, c in enumerate(self.in_slot_order()):
+                c.slot = i
 
     def clear(self) -> None:
         """Nobody is known to be in view: no face's card or thumbnail may stay."""

@@ -12,6 +12,10 @@ from fer_pi.core.labels import parse_pairs
 
 WORDS: dict[str, str] = {
     "no_faces": "no faces in view",
+    # the empty room: what the board will do
+    "empty_hint": "each face gets its emotion here when someone faces the camera",
+    # an uncertain face: what the model leans to, with no number beside it
+    "leans": "maybe {label}",
     "one_face": "1 face",
     "faces": "{n} faces",
     "held": "for {s} s",
@@ -19,7 +23,7 @@ WORDS: dict[str, str] = {
     "camera_lost": "camera lost, retrying in {s} s",
     "days": "Mon Tue Wed Thu Fri Sat Sun",  # "closed until Mon 08:00" over a weekend
 }
-_SAMPLE = {"n": 2, "s": "2.0", "time": "08:00"}
+_SAMPLE = {"n": 2, "s": "2.0", "time": "08:00", "label": "happy"}
 
 
 def _fields(phrase: str) -> set[str]:
