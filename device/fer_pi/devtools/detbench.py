@@ -34,7 +34,7 @@ def stills(cfg: Config, scenes: list[sc.Scene]) -> dict:
     """The detector the settings build, on each scene once (no tracking)."""
     from fer_pi.vision.detect import make_detector, to_gray
 
-    det = make_detector(cfg.detect, still=True)
+    det = make_detector(cfg.detect)  # the scan as a camera's runs it (YuNet: no second look)
     found = defaultdict(int)
     total = defaultdict(int)
     tilt_found, tilt_total = defaultdict(int), defaultdict(int)
