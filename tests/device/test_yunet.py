@@ -9,6 +9,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from fer_pi.app.assemble import build
 from fer_pi.app.config import from_dict
@@ -20,7 +21,6 @@ from fer_pi.vision.modelfile import ModelError
 from fer_pi.vision.prepare import FacePrep
 from fer_pi.vision.track import Tracker
 from fer_pi.vision.yunet import YuNetDetector, packaged_model
-from tests.conftest import run_cli
 
 
 def turned(image: np.ndarray, degrees: float) -> np.ndarray:

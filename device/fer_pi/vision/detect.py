@@ -84,6 +84,15 @@ def scan_scale(width: int, min_size: int, detect_width: int = -1) -> float:
     return min(1.0, detect_width / width)
 
 
+def shrunk(image: np.ndarray, scale: float) -> np.ndarray:
+    """The picture a whole-frame scan looks at: the frame itself, or scaled down."""
+    if scale >= 1.0:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
 def scan_width(width: int, d) -> int:
     """The width a camera should make its small detection copy for the [detect] settings
     (0: no copy, the scan runs at full size)."""
@@ -130,13 +139,8 @@ class HaarDetector:
 
     def detect(self, gray: np.ndarray) -> list[FaceBox]:
         gray = to_gray(gray)
-        h, w = gray.shape[:2]
-        scale = self.scale_for(w)
-        if scale < 1.0:
-            small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
-                               interpolation=cv2.INTER_AREA)
-            return self.detect_scaled(small, scale)
-        return self.detect_scaled(gray, 1.0)
+        scale = self.scale_for(gray.shape[1])
+        return self.detect_scaled(shrunk(gray, scale), scale)
 
     def detect_scaled(self, small: np.ndarray, scale: float) -> list[FaceBox]:
         """Detect on ``small``, a copy of the frame scaled by ``scale``; boxes in frame pixels."""

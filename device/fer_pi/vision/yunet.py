@@ -17,6 +17,7 @@ import numpy as np
 
 from fer_pi.core.records import FaceBox
 from fer_pi.vision.align import roll_deg, upright_frame
+from fer_pi.vision.detect import shrunk
 from fer_pi.vision.modelfile import ModelError
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
@@ -185,12 +186,8 @@ class YuNetDetector:
         return out
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
-        h, w = image.shape[:2]
-        scale = self.scale_for(w)
-        if scale < 1.0:
-            image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                               interpolation=cv2.INTER_AREA)
-        return self.detect_scaled(image, scale)
+        scale = self.scale_for(image.shape[1])
+        return self.detect_scaled(shrunk(image, scale), scale)
 
     def detect_scaled(self, small: np.ndarray, scale: float) -> list[FaceBox]:
         """Detect on ``small``, a copy of the frame scaled by ``scale``; boxes in frame pixels."""
