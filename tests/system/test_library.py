@@ -66,6 +66,21 @@ def test_analyzer_takes_arrays_paths_rgb_and_settings(photo):
         fer_pi.analyze(bgr, detect={"nope": 1})
 
 
+def test_yunet_gives_landmarks_haar_does_not(photo):
+    """The five points, on the face, where the detector gives them (YuNet)."""
+    import fer_pi
+
+    bgr = cv2.imread(str(photo))
+    (haar,) = fer_pi.analyze(bgr)
+    assert haar.landmarks is None
+    (yn,) = fer_pi.analyze(bgr, detect={"detector": "yunet"})
+    assert yn.landmarks is not None and len(yn.landmarks) == 5
+    x, y, w, h = yn.box
+    assert all(x <= px <= x + w and y <= py <= y + h for px, py in yn.landmarks)
+    (rx, _), (lx, _) = yn.landmarks[:2]
+    assert rx < lx  # the face's right eye is on the picture's left
+
+
 def test_importing_fer_pi_stays_light():
     """The API is there by name, but `import fer_pi` loads no model, OpenCV or TensorFlow."""
     code = ("import sys, fer_pi; "

@@ -79,7 +79,8 @@ class Analyzer:
                              round(f.prediction.confidence, 5),
                              {k: round(float(p), 5) for k, p in zip(self.labels,
                                                                     f.prediction.probs,
-                                                                    strict=True)})
+                                                                    strict=True)},
+                             _points(f.box.landmarks))
                 for f in result.faces]
 
     @staticmethod
@@ -131,3 +132,11 @@ def analyze(image: np.ndarray | str | PathLike, channels: str = "bgr",
         if fer is None:
             fer = _shared[key] = Analyzer(**sections)
     return fer.analyze(image, channels)
+
+
+def _points(landmarks) -> tuple[tuple[float, float], ...] | None:
+    """A box's landmarks (x, y, x, y ...) as (x, y) pairs; None where the detector gives none."""
+    if landmarks is None:
+        return None
+    return tuple((round(float(landmarks[i]), 2), round(float(landmarks[i + 1]), 2))
+                 for i in range(0, len(landmarks) - 1, 2))
