@@ -21,15 +21,7 @@ from fer_pi.vision.modelfile import ModelError
 from fer_pi.vision.prepare import FacePrep
 from fer_pi.vision.track import Tracker
 from fer_pi.vision.yunet import YuNetDetector, packaged_model
-
-
-def turned(image: np.ndarray, degrees: float) -> np.ndarray:
-    """The picture turned counter-clockwise about its centre, on a padded canvas."""
-    pad = max(image.shape[:2]) // 4
-    big = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    h, w = big.shape[:2]
-    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
-    return cv2.warpAffine(big, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+from fer_tools.endtoend import turned  # the pictures fer-eval --turn scores
 
 
 @pytest.fixture(scope="module")

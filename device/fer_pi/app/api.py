@@ -29,6 +29,7 @@ from fer_pi.app.assemble import build, still_config
 from fer_pi.app.config import Config, from_dict
 from fer_pi.core.records import Frame
 from fer_pi.sources.files import read_image, to_frame_image
+from fer_pi.vision.align import points
 
 
 class AnalyzeError(ValueError):
@@ -135,8 +136,7 @@ def analyze(image: np.ndarray | str | PathLike, channels: str = "bgr",
 
 
 def _points(landmarks) -> tuple[tuple[float, float], ...] | None:
-    """A box's landmarks (x, y, x, y ...) as (x, y) pairs; None where the detector gives none."""
+    """A box's landmarks as (x, y) pairs; None where the detector gives none."""
     if landmarks is None:
         return None
-    return tuple((round(float(landmarks[i]), 2), round(float(landmarks[i + 1]), 2))
-                 for i in range(0, len(landmarks) - 1, 2))
+    return tuple((round(x, 2), round(y, 2)) for x, y in points(landmarks))

@@ -76,7 +76,6 @@ class Type:
     tag: int  # the label on the picture, beside the face
     detail: int  # confidence and time held, the room's counts, the bars' names and figures
     empty: int  # the empty room's message
-    bars: bool  # room for the seven bars on each card
 
 
 # shown labels as a share of the screen's height (up to N faces: best, floor): 10 % for one
@@ -92,7 +91,7 @@ def type_for(height: int, n_faces: int) -> Type:
     label = max(detail + 2, round(best * height))
     return Type(label=label, label_floor=max(detail + 2, math.ceil(floor * height)),
                 tag=max(detail, round(label * 0.55)), detail=detail,
-                empty=max(detail + 2, round(0.075 * height)), bars=True)
+                empty=max(detail + 2, round(0.075 * height)))
 
 
 @dataclass(frozen=True)

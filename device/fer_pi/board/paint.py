@@ -66,7 +66,8 @@ class DrawnText:
 SUPERSAMPLE_BELOW = 40
 
 
-def BAR_GAP(h: int) -> int:  # noqa: N802 - a constant of the look, computed from the size
+def _bar_gap(h: int) -> int:
+    """The space between two bars whose names are ``h`` high."""
     return max(2, h // 12)
 
 
@@ -74,7 +75,7 @@ def _card_plan(panel: pygame.Rect, y: int, n: int, ty: Type, pad: int, n_bars: i
     """(columns, rows, card height, label height, bars) for n cards below ``y``, or None when
     even one line each does not fit. The label keeps its size first; the bars go first."""
     avail = panel.bottom - y - pad
-    bars_h = n_bars * (ty.detail + BAR_GAP(ty.detail)) + pad
+    bars_h = n_bars * (ty.detail + _bar_gap(ty.detail)) + pad
     for cols in (1, 2, 3):
         if cols > 1 and panel.w // cols < 12 * ty.detail:
             break
@@ -384,7 +385,7 @@ class Board:
             if not uncertain:
                 self._text(surface, "bar", f"{float(p):.0%}", h, DIM, CARD,
                            (rect.right - pad, y), tid, anchor="topright", fading=fading)
-            y += h + BAR_GAP(h)
+            y += h + _bar_gap(h)
 
     def _compact_cards(self, surface, lay: Layout, y: int, ty: Type) -> None:
         """More faces than cards fit: one line each, at the label's smallest size."""

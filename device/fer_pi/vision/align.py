@@ -20,7 +20,8 @@ HAAR_SIDE_PER_EYE_MOUTH = 2.58
 HAAR_CENTRE_BELOW_EYES = 0.30
 
 
-def _points(landmarks) -> tuple[tuple[float, float], ...]:
+def points(landmarks) -> tuple[tuple[float, float], ...]:
+    """Landmarks as a detector gives them (x, y, x, y ...) as (x, y) pairs."""
     return tuple((float(landmarks[i]), float(landmarks[i + 1]))
                  for i in range(0, len(landmarks) - 1, 2))
 
@@ -28,14 +29,14 @@ def _points(landmarks) -> tuple[tuple[float, float], ...]:
 def roll_deg(landmarks) -> float:
     """The eye line's angle in degrees, from the face's right eye (on the picture's left) to its
     left; positive where the face leans to the picture's right (clockwise on the screen)."""
-    (rx, ry), (lx, ly) = _points(landmarks)[:2]
+    (rx, ry), (lx, ly) = points(landmarks)[:2]
     return math.degrees(math.atan2(ly - ry, lx - rx))
 
 
 def upright_frame(landmarks) -> tuple[float, float, float, float]:
     """(cx, cy, side, roll): the centre and side of the Haar box the face would have upright,
     and the angle the crop is turned by to make it so."""
-    pts = _points(landmarks)
+    pts = points(landmarks)
     (rx, ry), (lx, ly) = pts[0], pts[1]
     ex, ey = (rx + lx) / 2.0, (ry + ly) / 2.0
     (ax, ay), (bx, by) = pts[3], pts[4]

@@ -140,8 +140,8 @@ class YuNetDetector:
         """YuNet's landmarks follow a tilt only where the face is large and fills the
         picture (performers 01-15 turned by 20 degrees: a face of 160 px in a window twice
         as wide reads 17, one of 48 px reads 4): the face is looked at again that way,
-        turned upright by what the landmarks say, until they say it is level (twice at
-        most). In place. For pictures that stand alone: it costs a 448x448 run a pass;
+        turned upright by what the landmarks say, until they say it is level (REFINE_PASSES
+        times at most). In place. For pictures that stand alone: it costs a 448x448 run a pass;
         a live face is turned upright over its next frames by detect_near instead."""
         for _ in range(REFINE_PASSES):
             cx, cy = float(row[0] + row[2] / 2), float(row[1] + row[3] / 2)
@@ -166,8 +166,9 @@ class YuNetDetector:
         m = cv2.getRotationMatrix2D((cx, cy), roll, k)
         m[0, 2] += n / 2.0 - cx
         m[1, 2] += n / 2.0 - cy
-        patch = cv2.warpAffine(bgr, m, (n, n), flags=cv2.INTER_AREA if k < 1 else
-                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # (warpAffine has no INTER_AREA: it would run INTER_LINEAR under that name)
+        patch = cv2.warpAffine(bgr, m, (n, n), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
         rows = self._net(patch)
         if not len(rows):
             return None
@@ -191,7 +192,7 @@ class YuNetDetector:
 
     def detect_scaled(self, small: np.ndarray, scale: float) -> list[FaceBox]:
         """Detect on ``small``, a copy of the frame scaled by ``scale``; boxes in frame pixels."""
-        boxes = [_box(r, 1.0 / scale, 0.0, 0.0) for r in self._run(as_bgr(small))]
+        boxes = [_box(r, 1.0 / scale) for r in self._run(as_bgr(small))]
         lo = self.min_size * MIN_SIZE_TOLERANCE
         boxes = [b for b in boxes if b.w >= lo and (not self.max_size or b.w <= self.max_size)]
         boxes.sort(key=lambda b: b.w * b.h, reverse=True)
@@ -217,7 +218,7 @@ class YuNetDetector:
             rest = roll_deg(row[15:25])
             step = max(-NEAR_STEP_DEG, min(NEAR_STEP_DEG, (NEAR_GAIN - 1.0) * rest))
             row[4:14] = _turned(row[4:14], step)
-        box = _box(row, 1.0, 0.0, 0.0)
+        box = _box(row)
         if not _consistent(row, box):
             return None
         (bx, by), (ex, ey) = box.center, expected.center
@@ -245,14 +246,13 @@ def _consistent(row: np.ndarray, box: FaceBox) -> bool:
 CONSISTENT = (0.75, 1.45)
 
 
-def _box(row: np.ndarray, sx: float, x0: float, y0: float, sy: float | None = None) -> FaceBox:
-    """One row of YuNet's output (x, y, w, h, five x, y landmarks, score) in frame pixels, as
+def _box(row: np.ndarray, scale: float = 1.0) -> FaceBox:
+    """One row of YuNet's output (x, y, w, h, five x, y landmarks, score), its coordinates
+    times ``scale`` (from a shrunk frame's pixels to the frame's), as
     the square Haar would draw around the face held upright (vision.align): the same boxes
     whichever detector found them, for the tracker, the board, the results and the crop.
     (YuNet's own rectangle is taller, and for a face half hidden behind another, a sliver.)"""
-    sy = sx if sy is None else sy
-    pts = tuple(round(float(v) * (sx if i % 2 == 0 else sy) + (x0 if i % 2 == 0 else y0), 2)
-                for i, v in enumerate(row[4:14]))
+    pts = tuple(round(float(v) * scale, 2) for v in row[4:14])
     cx, cy, side, _ = upright_frame(pts)
     side = max(1, round(side))
     return FaceBox(round(cx - side / 2), round(cy - side / 2), side, side, pts)
