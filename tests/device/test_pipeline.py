@@ -103,14 +103,17 @@ def test_headless_output_schema_and_determinism(clips, tmp_path, suffix):
     if suffix == ".jsonl":
         lines = [json.loads(line) for line in outs[0].splitlines()]
         assert [rec["frame"] for rec in lines] == list(range(10))
+        read: dict[int, list[float]] = {1: [], 2: []}  # when each face was classified
         for rec in lines:
             assert set(rec) == {"frame", "timestamp", "detected", "faces"}
-            assert rec["detected"] == (rec["frame"] % 2 == 0)  # detect_every = 2 by default
+            assert rec["detected"] == (rec["frame"] % 3 == 0)  # detect_every = 3 by default
             assert len(rec["faces"]) == 2
             assert sorted(f["track_id"] for f in rec["faces"]) == [1, 2]
             for f in rec["faces"]:
                 assert set(f) == {"box", "label", "confidence", "probs", "track_id", "smoothed",
-                                  "shown", "held_s"}
+                                  "shown", "held_s", "classified"}
+                if f["classified"]:
+                    read[f["track_id"]].append(rec["timestamp"])
                 assert f["shown"] in list(f["probs"]) + ["uncertain"]
                 assert abs(sum(f["smoothed"].values()) - 1) < 1e-3
                 assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
@@ -119,6 +122,10 @@ def test_headless_output_schema_and_determinism(clips, tmp_path, suffix):
                 assert f["label"] == max(f["probs"], key=f["probs"].get)
                 assert f["confidence"] == f["probs"][f["label"]]
                 assert abs(sum(f["probs"].values()) - 1) < 1e-3
+        # classify.max_hz 10: both faces read on the first frame, then at most every 0.1 s
+        for times in read.values():
+            assert times[0] == 0.0 and len(times) >= 3
+            assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.1 - 1e-6
     else:
         rows = outs[0].splitlines()
         assert rows[0].startswith("frame,timestamp,faces,face,track_id,x,y,w,h,label")

@@ -139,7 +139,7 @@ def test_a_remote_failure_is_one_line(tmp_path):
         (["--frames", "0"], "--frames must be at least 1"),
         (["--threads", "1,x"], "--threads must be comma-separated integers"),
         (["--threads", "0"], "--threads values must be 1..64"),
-        (["--detect-every", ""], "--detect-every values"),
+        (["--detect-every", ","], "--detect-every values"),
         (["--video", "/nowhere.avi"], "video not found: /nowhere.avi"),
         (["--screen", "big"], "--screen must be WIDTHxHEIGHT"),
     ],

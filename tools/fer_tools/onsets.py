@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from fer_pi.core.labels import LABELS, UNCERTAIN
+from fer_pi.vision.schedule import ClassifySchedule
 from fer_pi.vision.smooth import Smoother, SmoothSettings, lead
 from fer_tools.cliutil import main_wrapper
 from fer_tools.data import DataError, file_sha256
@@ -193,17 +194,32 @@ def classify(onsets: list[Onset], folder: Path, fps: float, cfg, classifier) -> 
     return out
 
 
-def smoothed(probs: np.ndarray, fps: float, settings: SmoothSettings) -> list:
+def smoothed(probs: np.ndarray, fps: float, settings: SmoothSettings,
+             max_hz: float = 0.0) -> list:
     """The smoother frame by frame for one onset: its Smoothed (label, average), or None
     where no face was shown (the track and its average are kept, as the tracker keeps
-    them)."""
+    them). ``max_hz``: the face is classified only when the device's schedule says it is
+    due (classify.max_hz), its last reading carried in between, as the pipeline does."""
     sm = Smoother(LABELS, settings)
-    return [None if np.isnan(p[0]) else sm.update(0, p, i / fps) for i, p in enumerate(probs)]
+    schedule = ClassifySchedule(max_hz)
+    out = []
+    for i, p in enumerate(probs):
+        if np.isnan(p[0]):
+            out.append(None)
+            continue
+        t = i / fps
+        if schedule.due([0], t)[0] or sm.current(0, t) is None:
+            schedule.read(0, t)
+            out.append(sm.update(0, p, t))
+        else:
+            out.append(sm.current(0, t))
+    return out
 
 
-def replay(probs: np.ndarray, fps: float, settings: SmoothSettings) -> list[str | None]:
+def replay(probs: np.ndarray, fps: float, settings: SmoothSettings,
+           max_hz: float = 0.0) -> list[str | None]:
     """What the board shows frame by frame for one onset (None: no face shown)."""
-    return [None if s is None else s.shown for s in smoothed(probs, fps, settings)]
+    return [None if s is None else s.shown for s in smoothed(probs, fps, settings, max_hz)]
 
 
 def averaged(probs: np.ndarray, fps: float, settings: SmoothSettings) -> np.ndarray:
@@ -225,9 +241,10 @@ def _changes(seq: list) -> int:
     return sum(a != b for a, b in zip(seq, seq[1:], strict=False))
 
 
-def measure(onsets: list[Onset], probs: np.ndarray, fps: float, settings: SmoothSettings
-            ) -> dict:
-    """One setting's figures at one frame rate (``probs``: the onsets' raw probabilities)."""
+def measure(onsets: list[Onset], probs: np.ndarray, fps: float, settings: SmoothSettings,
+            max_hz: float = 0.0) -> dict:
+    """One setting's figures at one frame rate (``probs``: the onsets' raw probabilities;
+    ``max_hz``: how often the face is classified, 0 every frame)."""
     n = probs.shape[1]
     times = np.arange(n) / fps
     on, off = switch_times()
@@ -240,7 +257,7 @@ def measure(onsets: list[Onset], probs: np.ndarray, fps: float, settings: Smooth
     unsure = unsure_wise = 0
     for onset, p in zip(onsets, probs, strict=True):
         truths = [truth(t, onset.label) for t in times]
-        shown = replay(p, fps, settings)
+        shown = replay(p, fps, settings, max_hz)
         raw = [None if np.isnan(x[0]) else LABELS[int(np.argmax(x))] for x in p]
         frames += n
         right += sum(s == g for s, g in zip(shown, truths, strict=True))
@@ -390,7 +407,9 @@ def run(args) -> int:
                               Path(args.cache) if args.cache else None)
         rows = [{"setting": name, **asdict(s), **measure(onsets, probs, fps, s)}
                 for name, s in settings_grid(base)]
-        result["rates"][f"{fps:g}"] = {"rows": rows,
+        by_rate = [{"max_hz": hz, **measure(onsets, probs, fps, base, hz)}
+                   for hz in _rates(args.classify_hz)]
+        result["rates"][f"{fps:g}"] = {"rows": rows, "classify_rates": by_rate,
                                        "lead_curve": lead_curve(onsets, probs, fps, base)}
     if args.json:
         print(json.dumps(result, indent=1))
@@ -418,7 +437,28 @@ def table(result: dict) -> str:
                 f"{_s(r['onset_to_shown_p90_s'])} ({_s(r['recognized_onset_to_shown_p50_s'])} / "
                 f"{_s(r['recognized_onset_to_shown_p90_s'])}) | "
                 f"{100 * r['uncertain_share']:.1f} %{wise} |")
+        if block.get("classify_rates"):
+            lines += ["", f"classify.max_hz at {fps} FPS (the smoother's defaults)", "",
+                      "| classify.max_hz | shown right | raw right | changes/min held | "
+                      "onset to shown p50 / p90 |", "|---|---|---|---|---|"]
+            for r in block["classify_rates"]:
+                lines.append(f"| {r['max_hz']:g}{' (every frame)' if not r['max_hz'] else ''} | "
+                             f"{100 * r['frames_right_shown']:.1f} % | "
+                             f"{100 * r['frames_right_raw']:.1f} % | "
+                             f"{r['changes_per_min_held']:.1f} | "
+                             f"{_s(r['onset_to_shown_p50_s'])} / "
+                             f"{_s(r['onset_to_shown_p90_s'])} |")
     return "\n".join(lines)
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise OnsetError(f"--classify-hz must be comma-separated numbers, got {text!r}") from None
+    if any(r < 0 for r in rates):
+        raise OnsetError(f"--classify-hz values must be 0 (every frame) or more, got {text!r}")
+    return rates
 
 
 def _s(seconds: float | None) -> str:
@@ -441,6 +481,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default="", metavar="DIR", help="keep each rate's "
                    "probabilities here and reuse them (a study cut short resumes)")
+    p.add_argument("--classify-hz", default="0,3,5,8,10,15", help="classify.max_hz values "
+                   "to replay the defaults at (0: every frame)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--table-from", metavar="FILE.json", help="print the table of a study "
                    "already made (its --json output) and stop")

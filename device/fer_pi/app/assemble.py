@@ -10,8 +10,10 @@ from fer_pi.vision.classify import Classifier
 from fer_pi.vision.detect import HaarDetector, make_detector
 from fer_pi.vision.find import FaceFinder
 from fer_pi.vision.modelfile import resolve_model
+from fer_pi.vision.motion import MotionGate
 from fer_pi.vision.pipeline import Pipeline
 from fer_pi.vision.prepare import FacePrep
+from fer_pi.vision.schedule import ClassifySchedule
 from fer_pi.vision.smooth import Smoother
 from fer_pi.vision.track import Tracker, TrackerSettings
 
@@ -35,18 +37,22 @@ def build(cfg: Config, classifier: Classifier | None = None, live: bool = False)
     if classifier is None:
         classifier = Classifier(resolve_model(cfg.model.path), threads=cfg.model.threads,
                                 flip_tta=cfg.model.flip_tta)
-    tracker = smoother = finder = None
+    tracker = smoother = finder = schedule = None
     if cfg.track.enabled:
         t = cfg.track
         tracker = Tracker(TrackerSettings(max_missed=t.max_missed, max_distance=t.max_distance))
         threaded = d.scan_thread == "on" or (d.scan_thread == "auto" and live)
         finder = FaceFinder(detector, tracker, verifier, scan_every=d.scan_every,
                             detect_every=t.detect_every, confirm_frames=d.confirm_frames,
-                            threaded=threaded)
+                            threaded=threaded,
+                            gate=MotionGate(d.full_scan_s, d.min_size) if d.full_scan_s > 0
+                            else None)
         if cfg.smooth.enabled:
             smoother = Smoother(classifier.info.labels, cfg.smooth.settings())
+        if cfg.classify.max_hz > 0:
+            schedule = ClassifySchedule(cfg.classify.max_hz)
     return Pipeline(detector, classifier, face_prep(cfg, classifier), tracker, smoother,
-                    finder=finder, verifier=verifier)
+                    finder=finder, verifier=verifier, schedule=schedule)
 
 
 # each scanning cascade is checked by the other: they rarely share a false face

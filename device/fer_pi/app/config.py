@@ -94,10 +94,19 @@ class DetectConfig:
                            "composed scenes 9 times fewer false faces than frontalface_default "
                            "and as many found), or frontalface_default",
                            choices=("frontalface_default", "frontalface_alt2"))
-    scan_every: int = setting(6, "scan the whole frame for new faces every N frames; in between "
-                              "each face already found is found again in a small window "
-                              "around it (a fraction of a scan's cost)", 1, 300,
+    scan_every: int = setting(3, "scan for new faces every N frames; in between each face "
+                              "already found is found again in a small window around it (a "
+                              "fraction of a scan's cost). With full_scan_s most scans look "
+                              "only where the picture changed, so they can come often: a face "
+                              "lost for a moment is found again sooner (moving-faces clips on "
+                              "one core: recall 0.942 at 6, 0.954 at 3)", 1, 300,
                               flag="--scan-every")
+    full_scan_s: float = setting(2.0, "between whole-frame scans this many seconds apart, a "
+                                 "scan looks only where the picture changed, away from the "
+                                 "faces already followed (a still room costs almost nothing; "
+                                 "a face that came in without moving waits for the next whole "
+                                 "scan). 0: every scan is of the whole frame", 0.0, 60.0,
+                                 flag="--full-scan-s")
     confirm_frames: int = setting(3, "a new face is shown (board, results, MQTT) only once it "
                                   "was found in this many frames: a false face seen once "
                                   "never reaches them", 1, 30, flag="--confirm-frames")
@@ -123,6 +132,16 @@ class ModelConfig:
                              "PublicTest: +1.5 points for vgg, +1.1 for seed; twice the "
                              "inference time)",
                              flag="--no-flip-tta", flag_value=False)
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    max_hz: float = setting(10.0, "classify each tracked face at most this many times a second "
+                            "(a new face at once; its last reading and shown label carried in "
+                            "between): on the onset development set the shown label kept its "
+                            "accuracy down to about this rate, at a fraction of the CPU "
+                            "(docs/performance.md). 0: every face on every frame",
+                            0.0, 120.0, flag="--classify-hz")
 
 
 @dataclass(frozen=True)
@@ -194,8 +213,10 @@ class OutputConfig:
 class TrackConfig:
     enabled: bool = setting(True, "give each face an ID that persists while it is in view",
                             flag="--no-track", flag_value=False)
-    detect_every: int = setting(2, "run the face detector every N frames; in between the "
-                                "tracker predicts the boxes", 1, 30, flag="--detect-every")
+    detect_every: int = setting(3, "find each known face again every N frames; in between "
+                                "the tracker predicts its box (moving-faces clips: 3 found as "
+                                "many faces as 2, with a fifth less CPU)", 1, 30,
+                                flag="--detect-every")
     max_missed: int = setting(60, "frames a face may go unseen (behind another one walking "
                               "past) and keep its ID", 0, 300)
     max_distance: float = setting(2.0, "largest jump between sightings, in face widths, that "
@@ -264,7 +285,7 @@ RENAMED = {
 MAX_CAMERA_INDEX = 255
 
 SECTIONS = {"source": SourceConfig, "detect": DetectConfig, "model": ModelConfig,
-            "track": TrackConfig, "smooth": SmoothConfig, "board": BoardConfig,
+            "classify": ClassifyConfig, "track": TrackConfig, "smooth": SmoothConfig, "board": BoardConfig,
             "output": OutputConfig, "health": HealthConfig, "mqtt": MqttConfig,
             "status": StatusConfig}
 
@@ -274,6 +295,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     board: BoardConfig = field(default_factory=BoardConfig)
@@ -357,6 +379,9 @@ def validate(cfg: Config) -> None:
     if 0 < cfg.source.idle_fps < 0.2:
         raise ConfigError(f"source.idle_fps = {cfg.source.idle_fps}: 0 (off) or at least 0.2 "
                           "(a frame every 5 s keeps the systemd watchdog fed)")
+    if 0 < cfg.classify.max_hz < 1:
+        raise ConfigError(f"classify.max_hz = {cfg.classify.max_hz}: 0 (every frame) or 1 .. "
+                          "120 (below once a second a label would trail a face by seconds)")
     if -1.0 < cfg.detect.margin < 0.0:
         raise ConfigError(f"detect.margin = {cfg.detect.margin}: -1 (the model's own) or "
                           "0 .. 1")

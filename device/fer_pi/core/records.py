@@ -101,6 +101,9 @@ class Face:
     smoothed: tuple[float, ...] | None = None
     shown: str | None = None  # label shown on the board; "uncertain" below threshold
     held_s: float = 0.0  # how long the shown label has been held
+    # whether the face was classified on this frame (False: its last reading carried, as
+    # classify.max_hz spaces a tracked face's readings)
+    fresh: bool = True
 
     @property
     def shown_label(self) -> str:

@@ -53,7 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--height", type=int, default=480)
     p.add_argument("--model", default="default", help="comma-separated model names or paths")
     p.add_argument("--threads", default="2", help="comma-separated thread counts, e.g. 1,2,4")
-    p.add_argument("--detect-every", default="2", help="comma-separated detection cadences")
+    p.add_argument("--detect-every", default="", help="comma-separated detection cadences "
+                   "(default: the config's track.detect_every)")
     p.add_argument("--frames", type=int, default=300, help="frames timed per run")
     p.add_argument("--warmup", type=int, default=30, help="frames run before timing")
     p.add_argument("--headless", action="store_true", help="no draw stage")
@@ -94,7 +95,6 @@ def run_local(args) -> dict:
     if not models:
         raise BenchError("--model is empty")
     threads = _int_list(args.threads, "threads", 1, 64)
-    cadences = _int_list(args.detect_every, "detect-every", 1, 30)
     if args.frames < 1:
         raise BenchError(f"--frames must be at least 1, got {args.frames}")
     if args.warmup < 0:
@@ -111,6 +111,7 @@ def run_local(args) -> dict:
 
         cfg = load_file(args.config)
     cfg = from_dict({"model": {"flip_tta": bool(args.flip_tta and cfg.model.flip_tta)}}, cfg)
+    cadences = _int_list(args.detect_every or str(cfg.track.detect_every), "detect-every", 1, 30)
     before = machine.thermal()
     plan = [(m, n, e) for m in models for n in threads
             for e in ([None] if args.stage == "infer" else cadences)]

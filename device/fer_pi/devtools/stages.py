@@ -154,15 +154,21 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
         raise BenchError("the source gave no frames")
     stages: dict[str, list[float]] = {}
     per_face = []
+    read = 0  # faces classified (the others carried their last reading: classify.max_hz)
     for r in timed:
         for k, v in r.timings_ms.items():
             stages.setdefault(k, []).append(v)
-        if r.faces:
-            per_face.append(r.timings_ms["infer"] / len(r.faces))
+        n = sum(f.fresh for f in r.faces)
+        read += n
+        if n:
+            per_face.append(r.timings_ms["infer"] / n)
     # "draw" and "total" are added to each frame's timings after the sinks ran (the same
     # dict): every timed frame has them by now, so their percentiles cover every frame
     stages["total"] = [r.timings_ms.get("total", 0.0) for r in timed]
     stages["infer_per_face"] = per_face
+    faces = sum(len(r.faces) for r in timed)
+    span = timed[-1].frame.steady_t - timed[0].frame.steady_t  # the source's own seconds
+    invokes = 2 if classifier.flip_tta else 1
     return {
         "model": classifier.info.name, "model_path": str(model), "threads": threads,
         "flip_tta": classifier.flip_tta, "detect_every": every if pipeline.tracker else 1,
@@ -172,6 +178,15 @@ def bench_pipeline(args, cfg: Config, model: Path, threads: int, every: int) -> 
         "fps": round(len(timed) / wall, 2),
         "wall_ms_per_frame": round(1e3 * wall / len(timed), 3),
         "cpu_ms_per_frame": round(1e3 * cpu / len(timed), 3),
+        "classify_max_hz": cfg.classify.max_hz,
+        # faces classified a second of wall time, and the interpreter calls behind them
+        "classified_per_s": round(read / wall, 2),
+        "invokes_per_s": round(invokes * read / wall, 2),
+        # the share of shown faces classified on their frame, and how often a face was
+        # classified a second of the source's time (a camera's: its frames' clock)
+        "classified_share": round(read / faces, 4) if faces else None,
+        "classify_hz_per_face": round(read / faces * (len(timed) - 1) / span, 2)
+        if faces and span > 0 else None,
         "stages": {k: percentiles(stages[k]) for k in STAGE_ORDER if k in stages},
     }
 

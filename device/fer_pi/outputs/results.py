@@ -47,6 +47,8 @@ def frame_record(result: FrameResult) -> dict:
         }
         if face.track_id is not None:
             item["track_id"] = face.track_id
+            # False: this frame carried the face's last reading (classify.max_hz)
+            item["classified"] = face.fresh
         if face.smoothed is not None:
             item["smoothed"] = {n: round(p, 5)
                                 for n, p in zip(pred.labels, face.smoothed, strict=True)}

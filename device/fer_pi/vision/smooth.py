@@ -84,6 +84,14 @@ class Smoother:
             self._step(st, timestamp)
         return Smoothed(tuple(float(x) for x in st.avg), st.shown, max(0.0, timestamp - st.since))
 
+    def current(self, track_id: int, timestamp: float) -> Smoothed | None:
+        """What the board shows for a face on a frame where it was not classified (its
+        reading carried, see vision.schedule): the same label, held a little longer."""
+        st = self._states.get(track_id)
+        if st is None:
+            return None
+        return Smoothed(tuple(float(x) for x in st.avg), st.shown, max(0.0, timestamp - st.since))
+
     def _label_for(self, avg: np.ndarray, shown: str) -> str:
         s = self.settings
         floor = s.uncertain_lead + (s.uncertain_band if shown == UNCERTAIN else 0.0)
