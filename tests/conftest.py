@@ -117,6 +117,22 @@ def clips(tmp_path_factory, face) -> dict[str, Path]:
     }
 
 
+def replay(path, pipeline) -> list:
+    """Every FrameResult of a video file through ``pipeline``, which is closed after."""
+    from fer_pi.app.loop import run
+    from fer_pi.sources import VideoFile
+
+    src = VideoFile(path)
+    src.open()
+    out: list = []
+    try:
+        run(src, pipeline, sinks=[out.append])
+    finally:
+        src.close()
+        pipeline.close()
+    return out
+
+
 def next_frame(source, waits: list[str] | None = None):
     """A ResilientSource's next frame, reading through its waits (their messages go to
     ``waits``): what the loop does, without the loop."""

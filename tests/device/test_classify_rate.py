@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import replay
 
 from fer_pi.app.assemble import build
 from fer_pi.app.config import ConfigError, from_dict
-from fer_pi.app.loop import run
 from fer_pi.core.records import FaceBox, Frame
 from fer_pi.sources import VideoFile
 from fer_pi.sources.demo import Placement, compose, write_clip
@@ -123,15 +123,7 @@ def late_face_clip(tmp_path_factory, face):
 
 def _replay(path, cfg):
     pipeline = build(cfg)
-    src = VideoFile(path)
-    src.open()
-    out = []
-    try:
-        run(src, pipeline, sinks=[out.append])
-    finally:
-        src.close()
-        pipeline.close()
-    return out, pipeline
+    return replay(path, pipeline), pipeline
 
 
 def test_each_face_read_at_the_rate_and_a_new_one_on_its_first_shown_frame(late_face_clip):
