@@ -194,9 +194,16 @@ def test_the_motion_gate_skips_a_still_room_and_scans_where_a_face_came_in():
     assert len(whole) == 1
     assert any(b.iou(whole[0]) > 0.8 for b in found), (found, whole)
     assert not any(b.x < 320 for b in found), "the known face's part was not scanned"
+    # a large change soon after a whole scan waits while faces are followed, not otherwise
+    crowd = to_gray(_room([(100, 150), (300, 150), (500, 150), (200, 330), (420, 330)]))
+    assert gate.plan(crowd, 0.7, known) is None  # most of the frame changed: whole
+    crowd2 = to_gray(_room([(130, 160), (330, 160), (530, 160), (230, 340), (450, 340)]))
+    before = gate.skipped
+    assert gate.plan(crowd2, 0.75, known) == [] and gate.skipped == before + 1
+    assert gate.plan(crowd2, 0.8, []) is None
     # and the whole frame again once full_every_s has passed
-    assert gate.plan(gray, 2.6, []) is None
-    assert (gate.whole, gate.regional, gate.skipped) == (2, 1, 2)
+    assert gate.plan(gray, 2.9, []) is None
+    assert (gate.whole, gate.regional, gate.skipped) == (4, 1, 3)
 
 
 def test_a_regional_scan_on_a_cameras_small_copy_gives_frame_boxes():

@@ -27,10 +27,11 @@ THRESHOLD = 14  # a cell changed when its mean moved by this many grey levels
 # a changed area larger than this share of the frame is scanned whole (a light switched on,
 # the camera knocked): one scan instead of many overlapping ones
 WHOLE_SHARE = 0.45
-# ... but not sooner than this after the last whole scan (a large moving picture, as a
-# person close to the camera, would otherwise ask for a whole scan every few frames: more
-# than the scans without the gate, which were 6 frames apart at 30 FPS); until then that
-# scan is skipped and its change still waits against the same reference
+# ... but, while faces are followed, not sooner than this after the last whole scan (a
+# large moving picture, as a person close to the camera, would otherwise ask for a whole
+# scan every few frames: more than the scans without the gate, which were 6 frames apart
+# at 30 FPS); until then that scan is skipped and its change still waits against the same
+# reference. In a room where nobody is followed a large change is scanned at once.
 WHOLE_GAP_S = 0.2
 # around a followed face, in face sizes: to each side, above, below (a body moves with its
 # head; a new face there waits for the next whole scan)
@@ -81,7 +82,7 @@ class MotionGate:
             rects.append((max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))))
         rects = merged(rects)
         if sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in rects) > WHOLE_SHARE * w * h:
-            if t - self._last_full < WHOLE_GAP_S - 1e-6:
+            if known and t - self._last_full < WHOLE_GAP_S - 1e-6:
                 self._ref = ref
                 self.skipped += 1
                 return []
