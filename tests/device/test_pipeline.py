@@ -112,10 +112,10 @@ def test_headless_output_schema_and_determinism(clips, tmp_path, suffix):
                 assert f["label"] == max(f["probs"], key=f["probs"].get)
                 assert f["confidence"] == f["probs"][f["label"]]
                 assert abs(sum(f["probs"].values()) - 1) < 1e-3
-        # classify.max_hz 10: both faces read on the first frame, then at most every 0.1 s
+        # classify.max_hz 15: both faces read on the first frame, then at most every 1/15 s
         for times in read.values():
             assert times[0] == 0.0 and len(times) >= 3
-            assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.1 - 1e-6
+            assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 1 / 15 - 1e-6
     else:
         rows = outs[0].splitlines()
         assert rows[0].startswith("frame,timestamp,faces,face,track_id,x,y,w,h,label")

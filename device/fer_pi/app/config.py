@@ -136,10 +136,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    max_hz: float = setting(10.0, "classify each tracked face at most this many times a second "
+    max_hz: float = setting(15.0, "classify each tracked face at most this many times a second "
                             "(a new face at once; its last reading and shown label carried in "
-                            "between): on the onset development set the shown label kept its "
-                            "accuracy down to about this rate, at a fraction of the CPU "
+                            "between). Fewer readings mean fewer for the smoother: on the onset "
+                            "development set the shown label lost accuracy below about 8, and "
+                            "on a clip with hands over mouths 10 let the label change up to 8 "
+                            "times where every frame changed it twice and 15 at most 4 "
                             "(docs/performance.md). 0: every face on every frame",
                             0.0, 120.0, flag="--classify-hz")
 
