@@ -147,10 +147,10 @@ class Classifier:
     def _invoke(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(n, classes) probabilities of crops run together, in one call where the model
         allows it."""
-        if len(crops) > 1 and (not self._batchable or not self._resize(len(crops))):
+        if len(crops) > 1 and not (self._batchable and self._resize(len(crops))):
             return np.concatenate([self._invoke([c]) for c in crops])
-        if len(crops) == 1 and self._batch != 1:
-            self._resize(1)
+        if len(crops) == 1:
+            self._resize(1)  # at once where it already is
         x = np.stack([self.quantize(c) for c in crops])[..., None]
         self.interpreter.set_tensor(self._in["index"], x)
         self.interpreter.invoke()

@@ -173,10 +173,10 @@ class FaceFinder:
         self._pending: tuple[int, list[FaceBox]] | None = None  # a scan's, until it is used
 
     def find(self, gray: np.ndarray, index: int, small: np.ndarray | None = None,
-             t: float | None = None) -> tuple[list[tuple[Track, FaceBox]], bool]:
+             at_s: float | None = None) -> tuple[list[tuple[Track, FaceBox]], bool]:
         """The confirmed faces of this frame as (track, box), and whether any detector
         looked at this frame (False: the boxes are the tracker's predictions). ``gray`` is
-        the picture the detector wants: gray for Haar, the colour frame for YuNet; ``t``
+        the picture the detector wants: gray for Haar, the colour frame for YuNet; ``at_s``
         the frame's time (the motion gate's whole scans are so many seconds apart)."""
         t0 = time.perf_counter()
         n = self._count
@@ -192,7 +192,7 @@ class FaceFinder:
         if scan_due and self.gate is not None and (self.worker is None or self.worker.idle):
             known = [k.predicted(max(1, index - k.last_frame)) for k in tr.tracks
                      if k.missed == 0]
-            regions = self.gate.plan(gray, index if t is None else t, known)
+            regions = self.gate.plan(gray, index if at_s is None else at_s, known)
             scan_due = regions != []
         if self.worker is None:
             if scan_due:

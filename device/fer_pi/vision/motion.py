@@ -58,9 +58,7 @@ class MotionGate:
         ref, self._ref = self._ref, small
         if (ref is None or ref.shape != small.shape or self._last_full is None
                 or t < self._last_full or t - self._last_full >= self.full_every_s - 1e-6):
-            self._last_full = t
-            self.whole += 1
-            return None
+            return self._whole(t)
         changed = (cv2.absdiff(small, ref) >= THRESHOLD).astype(np.uint8)
         for b in known:  # a followed person's own motion: the head, shoulders and chest
             x0, y0 = max(0, int((b.x - PERSON[0] * b.w) // CELL)), \
@@ -69,9 +67,7 @@ class MotionGate:
             y1 = int((b.y + (1 + PERSON[2]) * b.h) // CELL) + 1
             changed[y0:y1, x0:x1] = 0
         if not changed.any():
-            self._ref = ref  # nothing scanned: a slow change still adds up against the old one
-            self.skipped += 1
-            return []
+            return self._skip(ref)
         changed = cv2.dilate(changed, np.ones((3, 3), np.uint8))
         n, _, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
         pad = 1.5 * self.min_face
@@ -83,14 +79,20 @@ class MotionGate:
         rects = merged(rects)
         if sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in rects) > WHOLE_SHARE * w * h:
             if known and t - self._last_full < WHOLE_GAP_S - 1e-6:
-                self._ref = ref
-                self.skipped += 1
-                return []
-            self._last_full = t
-            self.whole += 1
-            return None
+                return self._skip(ref)
+            return self._whole(t)
         self.regional += 1
         return rects
+
+    def _whole(self, t: float) -> None:
+        self._last_full = t
+        self.whole += 1
+        return None
+
+    def _skip(self, ref: np.ndarray) -> list[Rect]:
+        self._ref = ref  # nothing scanned: a slow change still adds up against the old one
+        self.skipped += 1
+        return []
 
 
 def _cells(image: np.ndarray) -> np.ndarray:
