@@ -9,6 +9,7 @@ propagate to the CLI, which turns them into one line and an exit code.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from pathlib import Path
 from fer_pi.app import config as cfgmod
 from fer_pi.app.assemble import build, still_config
 from fer_pi.app.loop import run
-from fer_pi.app.services import Health, LoopFacts, Mqtt, Screen, Service, Systemd, TvPower
+from fer_pi.app.services import Health, LoopFacts, Mqtt, Room, Screen, Service, Systemd, TvPower
 from fer_pi.core.labels import parse_names
 from fer_pi.core.records import Wait
 from fer_pi.core.settings import read_secret
@@ -49,7 +50,8 @@ class App:
         # a camera's frames: the whole-frame scan on its own thread (detect.scan_thread auto)
         self.pipeline: Pipeline = build(cfg, self.classifier, live=bool(cfg.source.camera))
         self.stop = threading.Event()
-        self.state = HealthState(model=self.classifier.info.name)
+        self.state = HealthState(model=self.classifier.info.name,
+                                 hours=cfg.source.hours if cfg.source.camera else "")
         self.health = Health(self.state, HealthWriter(cfg.health.state_file,
                                                       cfg.health.metrics_file,
                                                       cfg.health.interval_s, self.state),
@@ -113,11 +115,18 @@ class App:
             sinks.append(demo_printer())
         self.services += [Systemd(self.notifier), self.health]
         if cfg.status.enabled:
+            from fer_pi.outputs.roomlog import RoomLog, RunLog
             from fer_pi.outputs.status import StatusServer
 
             token = (read_secret(cfg.status.token_file, "status.token_file")
                      if cfg.status.token_file else None)
-            server = StatusServer(cfg.status.host, cfg.status.port, self.state, token=token)
+            room = RoomLog(self.labels)
+            runs = RunLog(runs_file(), room)
+            runs.start()
+            stack.push(runs.exit)
+            self.services.append(Room(room))
+            server = StatusServer(cfg.status.host, cfg.status.port, self.state, token=token,
+                                  room=room)
             stack.callback(server.close)
             server.start()
         if cfg.mqtt.enabled:
@@ -201,6 +210,13 @@ class App:
                 f"{1000.0 / ms['total'] if ms.get('total') else 0:.1f} FPS "
                 f"(detect {ms.get('detect', 0):.1f} ms, infer {ms.get('infer', 0):.2f} ms per "
                 "frame)" + (f"; results in {self.writer.path}" if self.writer else ""))
+
+
+def runs_file() -> Path | None:
+    """Where the room's page keeps fer-pi's runs across restarts: systemd's StateDirectory
+    ($STATE_DIRECTORY, /var/lib/fer-pi in the unit); none by hand (this run only)."""
+    folder = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(folder) / "runs.json" if folder else None
 
 
 def frame_saver(folder: Path, labels: tuple[str, ...], privacy: str = "off",

@@ -15,6 +15,7 @@ from fer_pi.core.records import FrameResult, Wait, room_summary
 from fer_pi.core.stats import RunStats
 from fer_pi.outputs.health import HealthState, HealthWriter
 from fer_pi.outputs.notify import Notifier
+from fer_pi.outputs.roomlog import RoomLog
 from fer_pi.sources.hours import when
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class Health:
 
     def on_wait(self, wait: Wait, stats: RunStats) -> None:
         self.state.camera_state = wait.state  # retrying, or closed outside source.hours
+        self.state.opens_at = (wait.opens_at.isoformat(timespec="minutes")
+                               if wait.state == "closed" and wait.opens_at else None)
         # frames_total is a Prometheus counter: it must not fall back to 0 while waiting
         self.state.update(0.0, 0, stats.frames, {}, room_summary((), self.labels))
         self.writer.maybe_write()
@@ -116,6 +119,29 @@ class TvPower:
         self.screen.follow(wait.state)
 
 
+class Room:
+    """The room's page: faces now, the labels' history, and the camera's losses and
+    returns as events (a wait's first second, and the first frame after one)."""
+
+    WHAT = {"retrying": "camera lost", "closed": "closed for the night (source.hours)"}
+
+    def __init__(self, room: RoomLog):
+        self.room = room
+        self._waiting: str | None = None
+
+    def on_frame(self, result: FrameResult, stats: RunStats) -> None:
+        if self._waiting is not None:
+            self.room.note("camera back" if self._waiting == "retrying" else "open (source.hours)")
+            self._waiting = None
+        self.room.on_frame(result)
+
+    def on_wait(self, wait: Wait, stats: RunStats) -> None:
+        if self._waiting != wait.state:
+            self.room.note(self.WHAT.get(wait.state, wait.state))
+            self._waiting = wait.state
+            self.room.clear()
+
+
 class LoopFacts:
     """What the loop itself knows, for health: camera running, idle, screen, counters."""
 
@@ -125,6 +151,7 @@ class LoopFacts:
     def on_frame(self, result: FrameResult, stats: RunStats) -> None:
         st = self.state
         st.camera_state = "running"
+        st.opens_at = None
         st.idle = self.pacer is not None and self.pacer.idle
         st.screen = self.display.state if self.display is not None else "none"
         st.camera_reconnects = getattr(self.source, "reconnects", 0)

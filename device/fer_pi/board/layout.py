@@ -11,21 +11,8 @@ from dataclasses import dataclass
 
 import pygame
 
-from fer_pi.core.labels import UNCERTAIN
+from fer_pi.core.colours import colour_for  # noqa: F401 (the board draws with it)
 
-# one colour per emotion (RGB), chosen to stay apart for common colour blindness
-# where possible: warm for negative arousal, cool for low arousal
-EMOTION_COLOURS: dict[str, tuple[int, int, int]] = {
-    "angry": (230, 57, 70),
-    "disgust": (106, 153, 78),
-    "fear": (155, 93, 229),
-    "happy": (255, 200, 40),
-    "sad": (58, 134, 255),
-    "surprise": (255, 133, 27),
-    "neutral": (170, 170, 170),
-    UNCERTAIN: (110, 110, 110),
-}
-_FALLBACK = [(0, 180, 200), (200, 0, 120), (120, 200, 0)]
 BACKGROUND = (18, 18, 24)
 PANEL = (30, 30, 40)
 CARD = (44, 44, 58)
@@ -34,12 +21,6 @@ TEXT = (235, 235, 235)
 DIM = (172, 172, 184)
 NIGHT_TEXT = (70, 70, 76)  # closed for the night: readable close up, dark across a room
 MUTED_BAR = (96, 96, 110)  # an uncertain face's bars: no colour that looks like an answer
-
-
-def colour_for(label: str) -> tuple[int, int, int]:
-    if label in EMOTION_COLOURS:
-        return EMOTION_COLOURS[label]
-    return _FALLBACK[sum(map(ord, label)) % len(_FALLBACK)]
 
 
 def _linear(c: int) -> float:

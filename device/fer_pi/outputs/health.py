@@ -37,6 +37,8 @@ class HealthState:
     screen: str = "none"  # on; waiting (board.screen_retry_s: not found yet); none (headless)
     corrupt_frames: int = 0
     model: str = ""
+    hours: str = ""  # source.hours as set ('' : always open)
+    opens_at: str | None = None  # while closed outside them: when they begin (ISO, local)
     started: float = field(default_factory=time.monotonic)  # uptime must not step with NTP
     fps: float = 0.0
     faces: int = 0
@@ -98,6 +100,7 @@ def snapshot(state: HealthState, fps: float, faces: int, frames: int,
         "screen": state.screen,
         "corrupt_frames": state.corrupt_frames,
         "model": state.model,
+        "hours": {"open": state.hours, "opens_at": state.opens_at},
         "room": state.room,
         "mqtt": state.mqtt() if state.mqtt is not None else None,
         "output": state.output() if state.output is not None else None,

@@ -1,21 +1,25 @@
-"""A local HTTP status endpoint: GET /status (JSON) and GET /metrics (Prometheus text).
+"""A local HTTP status endpoint: the room's page (GET /, HTML), GET /status (JSON),
+GET /history (the shown labels per minute and hour, JSON) and GET /metrics (Prometheus).
 
 The figures are the health file's (health.HealthState.snapshot), read on each request
-from the loop's latest update. Bound to 127.0.0.1 unless configured; with a token, every
-request must carry it as ``Authorization: Bearer TOKEN`` (what Prometheus sends with
-``authorization: credentials_file``). Plain HTTP: on an untrusted network put a TLS proxy
+from the loop's latest update, with the room's faces, restarts and history (roomlog). Bound
+to 127.0.0.1 unless configured; with a token, every request must carry it as
+``Authorization: Bearer TOKEN`` (what Prometheus sends with ``authorization:
+credentials_file``), or the session cookie a browser gets by signing in with it on the page
+(POST /login: page.py says why a form). Plain HTTP: on an untrusted network put a TLS proxy
 in front.
 
 Built to hold up to a hostile network on a Pi: one thread and an asyncio loop serve every
 connection (a thousand idle clients cost kilobytes, not a thousand threads); the request
-must arrive whole within ``read_timeout_s`` and fit in ``MAX_HEAD`` bytes, the reply must
-go out within ``write_timeout_s``; at most ``max_connections`` are open at once, and a new
-one beyond that (256 by default) takes the place of the oldest that has not sent its request yet (a slow
-or silent client), or is refused at once with 503 when every open one is being answered.
-A client that goes away is counted and logged at debug level, never as a traceback.
-Hand-written on asyncio's streams (standard library): two read-only GET routes do not
-justify a web framework on a Pi, and http.server gives each connection a thread that
-waits without limit.
+must arrive whole within ``read_timeout_s`` and fit in ``MAX_HEAD`` bytes (a sign-in's body
+in ``MAX_BODY``), the reply must go out within ``write_timeout_s``; at most
+``max_connections`` are open at once, and a new one beyond that (256 by default) takes the
+place of the oldest that has not sent its request yet (a slow or silent client), or is
+refused at once with 503 when every open one is being answered. A client that goes away is
+counted and logged at debug level, never as a traceback.
+Hand-written on asyncio's streams (standard library): a few small routes do not justify a
+web framework on a Pi, and http.server gives each connection a thread that waits without
+limit.
 """
 
 from __future__ import annotations
@@ -27,18 +31,23 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 
 from fer_pi import __version__
+from fer_pi.outputs import page
 from fer_pi.outputs.health import HealthState, prometheus
+from fer_pi.outputs.roomlog import RoomLog
 
 log = logging.getLogger(__name__)
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_HEAD = 8192  # request line and headers: a GET from a browser or Prometheus is < 1 KB
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-           405: "Method Not Allowed", 431: "Request Header Fields Too Large",
-           503: "Service Unavailable"}
+MAX_BODY = 1024  # a sign-in form: the token and its name
+JSON = "application/json"
+REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 401: "Unauthorized",
+           404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
+           431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 _DISCONNECTS = (ConnectionError, BrokenPipeError, asyncio.IncompleteReadError)
 
 
@@ -76,6 +85,27 @@ class _Conn:
         self.answering = False
 
 
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str
+    headers: dict[str, str]
+
+
+def parse_head(head: bytes) -> Request | None:
+    """The request line and headers (names lower-cased); None for what is not HTTP."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        return None
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return Request(parts[0], parts[1], headers)
+
+
 def bearer_token(authorization: str) -> bytes:
     """The token of an Authorization header; the scheme's name is case-insensitive (RFC 7235:
     'bearer' and 'BEARER' are 'Bearer'); b'' for any other scheme."""
@@ -89,13 +119,16 @@ class StatusServer:
 
     def __init__(self, host: str, port: int, state: HealthState, retry_max_s: float = 60.0,
                  token: str | None = None, max_connections: int = 256,
-                 read_timeout_s: float = 5.0, write_timeout_s: float = 5.0):
+                 read_timeout_s: float = 5.0, write_timeout_s: float = 5.0,
+                 room: RoomLog | None = None):
         self.host, self.port, self.state, self.retry_max_s = host, port, state, retry_max_s
+        self.room = room
         self.token = token
         self.max_connections = max_connections
         self.read_timeout_s, self.write_timeout_s = read_timeout_s, write_timeout_s
         self.counters = Counters()
         self._expected = token.encode() if token else None
+        self._session = page.session_value(self._expected) if self._expected else ""
         self._conns: dict[int, _Conn] = {}  # insertion order: oldest first
         self._keys = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -148,7 +181,8 @@ class StatusServer:
                 except TimeoutError:
                     delay = min(delay * 2, self.retry_max_s)
         self.bound_port = server.sockets[0].getsockname()[1]
-        log.info("status: http://%s:%d/status and /metrics", self.host, self.bound_port)
+        log.info("status: http://%s:%d/ (the room's page), /status and /metrics", self.host,
+                 self.bound_port)
         if self.token is None and not self.host.startswith(("127.", "localhost", "::1")):
             log.warning("status: listening on %s with no token_file: anyone who can reach it "
                         "can read it", self.host)
@@ -221,36 +255,84 @@ class StatusServer:
             log.debug("status: %s went away before its request was in", peer)
             return
         conn.answering = True
-        code, ctype, body, extra = self._route(head)
+        request = parse_head(head)
+        if request is None:
+            await self._reply(writer, 400, JSON, '{"error": "bad request"}\n', peer=peer)
+            return
+        form = b""
+        if request.method == "POST":
+            try:
+                form = await self._read_body(reader, request.headers)
+            except ValueError as exc:
+                await self._reply(writer, 413 if "large" in str(exc) else 400, JSON,
+                                  json.dumps({"error": str(exc)}) + "\n", peer=peer)
+                return
+            except (TimeoutError, *_DISCONNECTS):
+                self.counters.add("timed_out")
+                return
+        code, ctype, body, extra = self._route(request, form)
         await self._reply(writer, code, ctype, body, extra, peer)
 
-    def _route(self, head: bytes) -> tuple[int, str, str, dict[str, str]]:
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return 400, "application/json", '{"error": "bad request"}\n', {}
-        method, target = parts[0], parts[1]
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        if self._expected is not None and not hmac.compare_digest(
-                bearer_token(headers.get("authorization", "")), self._expected):
-            return (401, "application/json", '{"error": "unauthorized"}\n',
+    async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise ValueError("Content-Length is not a number") from None
+        if not 0 <= length <= MAX_BODY:
+            raise ValueError(f"a body over {MAX_BODY} bytes is too large")
+        return await asyncio.wait_for(reader.readexactly(length), self.read_timeout_s)
+
+    def _signed_in(self, headers: dict[str, str]) -> bool:
+        if self._expected is None:
+            return True
+        if hmac.compare_digest(bearer_token(headers.get("authorization", "")), self._expected):
+            return True
+        cookie = page.cookie_value(headers.get("cookie", "")).encode("latin-1", "replace")
+        return hmac.compare_digest(cookie, self._session.encode())
+
+    def _route(self, request: Request, form: bytes = b"") -> tuple[int, str, str, dict[str, str]]:
+        path = request.target.split("?", 1)[0].rstrip("/") or "/"
+        if request.method == "POST" and path == "/login":
+            return self._login(form)
+        if not self._signed_in(request.headers):
+            if path == "/" and request.method == "GET":  # a browser: the sign-in form
+                text, extra = page.login_page()
+                return 401, page.HTML_TYPE, text, extra
+            return (401, JSON, '{"error": "unauthorized"}\n',
                     {"WWW-Authenticate": 'Bearer realm="fer-pi"'})
-        if method != "GET":
-            return 405, "application/json", '{"error": "GET only"}\n', {"Allow": "GET"}
-        path = target.split("?", 1)[0].rstrip("/") or "/"
+        if request.method != "GET":
+            return 405, JSON, '{"error": "GET only"}\n', {"Allow": "GET"}
         if path == "/status":
-            snap = self.state.snapshot()
-            snap["version"] = __version__
-            return 200, "application/json", json.dumps(snap, indent=1) + "\n", {}
+            return 200, JSON, json.dumps(self.status(), indent=1) + "\n", {}
+        if path == "/history":
+            hist = self.room.history() if self.room is not None else {}
+            return 200, JSON, json.dumps(hist) + "\n", {}
         if path == "/metrics":
             return 200, PROMETHEUS_TYPE, prometheus(self.state.snapshot()), {}
         if path == "/":
-            return 200, "application/json", '{"routes": ["/status", "/metrics"]}\n', {}
-        return 404, "application/json", '{"error": "not found"}\n', {}
+            text, extra = page.room_page()
+            return 200, page.HTML_TYPE, text, extra
+        return 404, JSON, '{"error": "not found"}\n', {}
+
+    def status(self) -> dict:
+        snap = self.state.snapshot()
+        snap["version"] = __version__
+        if self.room is not None:
+            snap.update(self.room.now())
+        return snap
+
+    def _login(self, form: bytes) -> tuple[int, str, str, dict[str, str]]:
+        """The page's sign-in: the right token sets the session cookie and goes to the page;
+        a wrong one gets the form again, saying so."""
+        if self._expected is None:
+            return 303, "text/plain", "", {"Location": "./"}
+        fields = urllib.parse.parse_qs(form.decode("utf-8", "replace"), max_num_fields=4)
+        given = (fields.get("token") or [""])[0].strip().encode("utf-8", "replace")
+        if not hmac.compare_digest(given, self._expected):
+            text, extra = page.login_page("That is not this board's token.")
+            return 401, page.HTML_TYPE, text, extra
+        return 303, "text/plain", "", {"Location": "./",
+                                        "Set-Cookie": page.session_cookie(self._expected)}
 
     async def _reply(self, writer: asyncio.StreamWriter, code: int, ctype: str, body: str,
                      extra: dict[str, str] | None = None, peer=None) -> None:
