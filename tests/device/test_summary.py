@@ -218,3 +218,75 @@ def test_a_clock_step_inside_a_visit_does_not_stretch_it(tmp_path, suffix):
         assert track["seconds"] == pytest.approx(2.0)
     else:
         assert track["seconds"] == pytest.approx(7202.0)
+
+
+# -- fer-summary --report ---------------------------------------------------------------
+def _embedded(page: str) -> dict:
+    import re
+
+    return json.loads(re.search(r'<script type="application/json" id="summary">(.*?)</script>',
+                                page, re.S)[1].replace("<\\/", "</"))
+
+
+def test_report_is_one_file_with_fer_summarys_figures(results, tmp_path):
+    import re
+
+    report = tmp_path / "report.html"
+    r = summary_cli(str(results["jsonl"]), "--json", "--report", str(report))
+    assert r.returncode == 0, r.stderr
+    printed = json.loads(r.stdout)
+    page = report.read_text()
+    data = _embedded(page)
+    # the same figures, with the periods the report chose (a 10-frame clip: by minute)
+    assert data["by"] == "minute" and data["periods"][0]["face_frames"] == printed["room"]["face_frames"]
+    assert {k: v for k, v in data.items() if k not in ("by", "periods")} == printed
+    # one row a face, its seconds and frames as fer-summary counts them
+    rows = re.findall(r"<tr><td>(\d+)</td>.*?<td class=n>([\d.]+)</td><td class=n>(\d+)</td>", page)
+    assert [(int(a), b, int(c)) for a, b, c in rows] == [
+        (t["track_id"], f"{t['seconds']:.2f}", t["frames"]) for t in printed["tracks"]]
+    # the timeline's bars add up to the room's face-frames: one rect per label per slice
+    from fer_pi.outputs.report import timeline
+    from fer_pi.outputs.summary import iter_files
+
+    line = timeline(iter_files([results["jsonl"]], [0]), printed)
+    assert sum(sum(b["counts"].values()) for b in line["bins"]) == printed["room"]["face_frames"]
+    assert sum(b["frames"] for b in line["bins"]) == printed["frames"]
+    # it stands alone: nothing fetched, nothing run
+    outside = set(re.findall(r"https?://[^\s\"'<>]+", page)) - {"http://www.w3.org/2000/svg"}
+    assert not outside and not re.search(r"<img|<script(?! type=\"application/json\")|<link|"
+                                         r"url\(|@import", page)
+
+
+def test_report_of_a_file_without_faces_and_of_an_empty_file(clips, tmp_path):
+    res = tmp_path / "empty.jsonl"
+    assert run_cli("--video", str(clips["empty"]), "--headless", "--output", str(res)).returncode == 0
+    assert main([str(res), "--report", str(tmp_path / "a.html")]) == 0
+    page = (tmp_path / "a.html").read_text()
+    assert 'id="empty"' in page and "No face was shown in these 20 frames" in page
+    assert '<table id="faces"' not in page
+    (tmp_path / "none.jsonl").write_text("")
+    assert main([str(tmp_path / "none.jsonl"), "--report", str(tmp_path / "b.html")]) == 0
+    assert "it holds no frame" in (tmp_path / "b.html").read_text()
+
+
+def test_report_escapes_what_a_file_says_and_keeps_runs_apart(tmp_path, capsys):
+    bad = "<script>alert(1)</script>"
+    lines = []
+    for run in range(2):  # two runs: frame numbers begin again
+        for i in range(5):
+            lines.append(json.dumps({"frame": i, "timestamp": 1_800_000_000 + 10 * run + i,
+                                     "faces": [{"track_id": 1, "label": "happy",
+                                                "confidence": 0.9, "shown": bad}]}))
+    (tmp_path / "r.jsonl").write_text("\n".join(lines) + "\n")
+    assert main([str(tmp_path / "r.jsonl"), "--report", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert bad not in page.replace("<\\/", "</").split('id="summary">')[0]
+    assert "&lt;script&gt;" in page and "<td>1:1</td>" in page and "<td>2:1</td>" in page
+    assert _embedded(page)["runs"] == 2
+
+
+def test_an_unwritable_report_is_exit_5_naming_it(results, tmp_path, capsys):
+    target = tmp_path / "no" / "such" / "report.html"
+    assert main([str(results["jsonl"]), "--report", str(target)]) == 5
+    err = capsys.readouterr().err
+    assert str(target) in err and err.count("\n") == 1

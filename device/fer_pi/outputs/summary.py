@@ -6,6 +6,7 @@ for how long, and which labels the board showed it with.
     fer-summary results.jsonl --csv faces.csv   # one row per face, for a spreadsheet
     fer-summary results/2026-11-*.jsonl  # a month of daily files, read in the order given
     fer-summary results.jsonl --by hour  # the room hour by hour (--by-csv FILE: a spreadsheet)
+    fer-summary results.jsonl --report report.html   # a page to keep: charts and tables
 
 It reads what `fer-pi --output` wrote (.jsonl or .csv, a file cut short included: an
 unreadable line is skipped and counted, never fatal), so a museum or a study gets the
@@ -234,6 +235,17 @@ def read_frames(path: Path) -> tuple[list[FrameRow], int]:
     return frames, skipped[0]
 
 
+def with_runs(frames: Iterable[FrameRow]) -> Iterator[tuple[int, FrameRow]]:
+    """Each frame with its run, from 1: a frame number that does not grow is fer-pi
+    restarted (frame numbers and track IDs begin again)."""
+    run, last_frame = 1, None
+    for fr in frames:
+        if last_frame is not None and fr.frame <= last_frame:
+            run += 1
+        last_frame = fr.frame
+        yield run, fr
+
+
 def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1,
               by: str | None = None) -> dict:
     """One pass over the frames. ``min_frames``: tracks seen in fewer frames (a passing
@@ -242,14 +254,11 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1,
     tracks: dict[tuple[int, int], TrackSummary] = {}
     room: Counter = Counter()
     untracked = n_frames = with_faces = 0
-    run, last_frame = 1, None
+    run = 1
     t_min, t_max = float("inf"), float("-inf")
     periods: dict[str, PeriodCounts] = {}
     minute_names: dict[int, str] = {}  # every period is whole minutes: name each minute once
-    for fr in frames:
-        if last_frame is not None and fr.frame <= last_frame:
-            run += 1  # fer-pi restarted: frame numbers and track IDs begin again
-        last_frame = fr.frame
+    for run, fr in with_runs(frames):
         n_frames += 1
         with_faces += bool(fr.faces)
         t_min, t_max = min(t_min, fr.timestamp), max(t_max, fr.timestamp)
@@ -286,6 +295,8 @@ def summarize(frames: Iterable[FrameRow], skipped: int = 0, min_frames: int = 1,
         "runs": run if n_frames else 0,
         "skipped_lines": skipped,
         "seconds": round(t_max - t_min, 3) if n_frames else 0.0,
+        "first_t": round(t_min, 3) if n_frames else None,
+        "last_t": round(t_max, 3) if n_frames else None,
         "frames_with_faces": with_faces,
         "faces_tracked": len(tracks),
         "short_tracks_left_out": len(short),
@@ -359,6 +370,22 @@ def write_periods_csv(path: Path, s: dict) -> None:
                                             "most_shown"])
 
 
+def write_report(path: Path, paths: list[Path], what: str, summary: dict,
+                 min_frames: int) -> None:
+    """The report reads the files again: for its periods when --by was not given (chosen
+    from the span), and for its timeline (slices of the span, known after the first read)."""
+    from fer_pi.core.atomic import write_whole
+    from fer_pi.outputs.report import auto_by, render_report, timeline
+
+    if "periods" not in summary:
+        summary = summarize_files(paths, min_frames, auto_by(summary["seconds"]))
+    line = timeline(iter_files(paths, [0]), summary)
+    try:
+        write_whole(path, render_report(what, summary, line).encode("utf-8"))
+    except OSError as exc:
+        raise SummaryError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _write_csv(path: Path, items: list[dict], columns: list[str]) -> None:
     """The columns, then a share column per label the items hold: FER2013's order first,
     then any other."""
@@ -389,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
                    "day of local time: faces seen, face-frames, shares of shown labels")
     p.add_argument("--by-csv", metavar="FILE", help="with --by: also write one row per period "
                    "to FILE")
+    p.add_argument("--report", metavar="FILE", help="also write a self-contained HTML page to "
+                   "FILE (opens with no server): the room over time, each face, the periods "
+                   "(--by, else chosen from the span)")
     args = p.parse_args(argv)
     if args.by_csv and not args.by:
         p.error("--by-csv needs --by minute|hour|day")
@@ -406,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             write_tracks_csv(Path(args.csv), summary)
         if args.by_csv:
             write_periods_csv(Path(args.by_csv), summary)
+        if args.report:
+            write_report(Path(args.report), paths, what, summary, args.min_frames)
     except SummaryError as exc:
         print(f"fer-summary: {exc}", file=sys.stderr)
         return EXIT_OUTPUT
