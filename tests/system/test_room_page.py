@@ -219,8 +219,8 @@ def test_the_page_in_a_browser_follows_the_room_within_2_s(browser, room_clip, t
         while len(delays) < 2 and time.monotonic() < deadline:
             snap = status(port, token)
             if snap["faces"] != before and snap["faces"] in (0, 2):
-                t0 = time.monotonic()
-                ok = wait_for(lambda: shown() == str(snap["faces"]), 3.0)
+                t0, want = time.monotonic(), str(snap["faces"])
+                ok = wait_for(lambda: shown() == want, 3.0)  # noqa: B023 (called here)
                 assert ok, f"the page still shows {shown()} faces, /status {snap['faces']}"
                 delays.append(time.monotonic() - t0)
                 before = snap["faces"]
