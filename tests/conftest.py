@@ -146,6 +146,15 @@ def next_frame(source, waits: list[str] | None = None):
             waits.append(item.message)
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now (for a broker, sshd or fer-pi --status)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """fer-pi as a user runs it: a real process."""
     full_env = {**os.environ, "SDL_VIDEODRIVER": "dummy", **(env or {})}

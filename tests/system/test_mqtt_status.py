@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import need, need_tool, run_cli, spawn
+from conftest import free_port, need, need_tool, run_cli, spawn
 
 from fer_pi.core.labels import LABELS
 from fer_pi.sources.demo import Placement, astronaut_bgr, compose, write_clip
@@ -35,11 +35,6 @@ needs_broker = pytest.mark.usefixtures("mosquitto")
 DEVICE = "testroom"
 BASE = f"fer-test/{DEVICE}"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:

@@ -9,13 +9,12 @@ import http.client
 import json
 import os
 import signal
-import socket
 import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
-from conftest import need, need_tool, run_cli, spawn
+from conftest import free_port, need, need_tool, run_cli, spawn
 
 from fer_pi.core.labels import LABELS, UNCERTAIN
 from fer_pi.outputs import page
@@ -24,11 +23,6 @@ from fer_pi.sources.demo import Placement, astronaut_bgr, compose, write_clip
 PHASE = 240  # frames with two faces, then as many with none: seconds apart at any speed
 SHOTS = os.environ.get("FER_SCREENSHOTS")  # a folder: keep the screenshots (docs/img)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +107,11 @@ def test_sign_in_sets_a_cookie_that_opens_the_page_and_nothing_else_does(room_cl
         for bad in (other, f"{page.COOKIE}=", f"{page.COOKIE}={'0' * 64}"):
             assert ask(port, "GET", "/status", headers={"Cookie": bad})[0] == 401
         assert ask(port, "POST", "/login", "token=" + "x" * 2000, form)[0] == 413
+        assert ask(port, "POST", "/login", "&".join(f"f{i}=1" for i in range(6)), form)[0] == 401
         assert ask(port, "POST", "/status", "a=1", {"Cookie": cookie, **form})[0] == 405
     finally:
-        stop(proc)
+        err = stop(proc)
+    assert "Traceback" not in err, err[-2000:]
 
 
 def test_the_page_lists_fer_pis_runs_across_restarts(room_clip, tmp_path):

@@ -39,7 +39,7 @@ def timeline(frames: Iterable[FrameRow], summary: dict, bins: int = TIMELINE_BIN
     if first is None:
         return {"start": 0.0, "step": 1.0, "bins": []}
     span = max(last - first, 1e-6)
-    n = max(1, min(bins, math.ceil(span))) if span >= 1 else 1
+    n = min(bins, math.ceil(span))  # slices of a second at least
     step = span / n
     kept = {(t["run"], t["track_id"]) for t in summary["tracks"]}
     frames_in = [0] * n

@@ -85,6 +85,14 @@ class _Conn:
         self.answering = False
 
 
+class BodyError(Exception):
+    """A request body that cannot be read: its HTTP status and why."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
@@ -263,9 +271,9 @@ class StatusServer:
         if request.method == "POST":
             try:
                 form = await self._read_body(reader, request.headers)
-            except ValueError as exc:
-                await self._reply(writer, 413 if "large" in str(exc) else 400, JSON,
-                                  json.dumps({"error": str(exc)}) + "\n", peer=peer)
+            except BodyError as exc:
+                await self._reply(writer, exc.code, JSON, json.dumps({"error": str(exc)}) + "\n",
+                                  peer=peer)
                 return
             except (TimeoutError, *_DISCONNECTS):
                 self.counters.add("timed_out")
@@ -277,9 +285,9 @@ class StatusServer:
         try:
             length = int(headers.get("content-length", "0"))
         except ValueError:
-            raise ValueError("Content-Length is not a number") from None
+            raise BodyError(400, "Content-Length is not a number") from None
         if not 0 <= length <= MAX_BODY:
-            raise ValueError(f"a body over {MAX_BODY} bytes is too large")
+            raise BodyError(413, f"a body over {MAX_BODY} bytes is too large")
         return await asyncio.wait_for(reader.readexactly(length), self.read_timeout_s)
 
     def _signed_in(self, headers: dict[str, str]) -> bool:
@@ -326,7 +334,10 @@ class StatusServer:
         a wrong one gets the form again, saying so."""
         if self._expected is None:
             return 303, "text/plain", "", {"Location": "./"}
-        fields = urllib.parse.parse_qs(form.decode("utf-8", "replace"), max_num_fields=4)
+        try:
+            fields = urllib.parse.parse_qs(form.decode("utf-8", "replace"), max_num_fields=4)
+        except ValueError:  # more fields than a sign-in has: not a sign-in
+            fields = {}
         given = (fields.get("token") or [""])[0].strip().encode("utf-8", "replace")
         if not hmac.compare_digest(given, self._expected):
             text, extra = page.login_page("That is not this board's token.")
