@@ -159,7 +159,7 @@ class App:
         return lambda r: video.write(annotate(r, privacy, self.names))
 
     def _open_source(self, stack: ExitStack):
-        from fer_pi.sources import ResilientSource, source_from_config
+        from fer_pi.sources import Paced, ResilientSource, source_from_config
         from fer_pi.sources.hours import Hours
 
         s = self.cfg.source
@@ -169,6 +169,8 @@ class App:
                                      s.reconnect_max_s, hours=Hours.parse(s.hours))
         else:
             source = source_from_config(s, dw)
+            if s.realtime:
+                source = Paced(source, self.stop)
         stack.callback(source.close)  # a half-opened source lets go of what it holds
         source.open()
         log.info("source: %s", source.name)

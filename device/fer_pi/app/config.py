@@ -34,6 +34,10 @@ class SourceConfig:
                           "its records name its file", flag="--images")
     loop: bool = setting(False, "replay the video or images forever", flag="--loop",
                          flag_value=True)
+    realtime: bool = setting(False, "play a video (or pictures) at its own frame rate, as a "
+                             "camera gives frames, instead of as fast as it decodes: a kiosk "
+                             "looping a clip, a page watching a replayed room",
+                             flag="--realtime", flag_value=True)
     width: int = setting(640, "capture width in pixels", 64, 4096, flag="--width")
     height: int = setting(480, "capture height in pixels", 48, 4096, flag="--height")
     fps: int = setting(30, "requested camera frame rate", 1, 120, flag="--fps")
