@@ -188,3 +188,33 @@ def test_a_late_scan_box_between_two_crossing_faces_is_dropped():
         300, 300, 50, 50)
     assert from_stale_scan([between, near_c, new], [a, b, c], 11) == [near_c, new]
     assert from_stale_scan([between], [a, c], 11) == [between]  # one face near: kept
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.15, 0.45])
+def test_a_known_face_is_found_near_first_and_in_the_whole_reach_when_not(face, shift):
+    """detect_near looks within NEAR_FIRST_REACH first: a face where the tracker expects it
+    (or a little off) is found there, one that moved half its size away still is, and
+    each is the face the whole reach alone gives."""
+    from fer_pi.vision import detect as dt
+
+    gray = dt.to_gray(compose([Placement(200, 120, 260)], face=face))
+    haar = dt.HaarDetector(min_size=48, detect_width=0)
+    truth = haar.detect(gray)[0]
+    expected = truth.moved_to(round(truth.x - shift * truth.w), truth.y, truth.w, truth.h)
+    windows = []
+    original = haar._near
+
+    def spy(gray_, exp, reach, mn):
+        windows.append(reach)
+        return original(gray_, exp, reach, mn)
+
+    haar._near = spy
+    got = haar.detect_near(gray, expected)
+    assert got is not None and got.iou(truth) > 0.6
+    # the face the whole reach alone finds (a pixel or two apart: the window is equalised
+    # and resized as a whole, so a smaller one rounds a little differently)
+    whole = original(gray, expected, 0.6, None)
+    assert max(abs(got.x - whole.x), abs(got.y - whole.y), abs(got.w - whole.w)) <= 3
+    # near where it was expected, one small window; half a face away, both
+    assert windows == ([dt.NEAR_FIRST_REACH] if shift < dt.NEAR_FIRST_REACH else
+                       [dt.NEAR_FIRST_REACH, 0.6])
