@@ -390,3 +390,30 @@ def test_a_card_picture_is_cut_five_times_a_second_not_every_frame(face):
                             (Face(base.faces[0].box, base.faces[0].prediction, 7),)),
                 privacy="no_picture")
     assert deck.cards[7].thumb is None  # no face pixels kept, at once
+
+
+@pytest.mark.parametrize("privacy", ["off", "pixelate"])
+@pytest.mark.parametrize("mirror", [False, True])
+def test_the_picture_scaled_into_the_screen_is_the_blitted_one(face, privacy, mirror,
+                                                                monkeypatch):
+    """A 32-bit screen gets the picture scaled straight into its pixels (board/pixels.py);
+    other screens, as before, a scaled copy blitted: the same board to the pixel, every
+    privacy and mirror (pixelate's blocks where the faces are, before the mirror)."""
+    from fer_pi.board import paint, pixels
+
+    result = _result(face, n_faces=2)
+    assert pixels.takes_bgra(pygame.Surface((8, 8)))
+    assert not pixels.takes_bgra(pygame.Surface((8, 8), depth=24))
+    boards = {}
+    for direct in (True, False):
+        monkeypatch.setattr(paint, "takes_bgra", lambda _s, d=direct: d)
+        surface = pygame.Surface((1280, 720))
+        Board(LABELS, mirror=mirror, privacy=privacy).draw(surface, result, BoardStats(),
+                                                          overlay=False)
+        boards[direct] = frame_to_array(surface)
+        # the surface is not left locked: the next blit onto it works
+        assert not surface.get_locked()
+        surface.blit(pygame.Surface((4, 4)), (0, 0))
+    pic = layout((1280, 720)).picture
+    assert boards[True][:, :pic.w].std() > 10  # a picture, not an empty area
+    assert np.array_equal(boards[True], boards[False])

@@ -30,6 +30,7 @@ from fer_pi.board.layout import (
     layout,
     type_for,
 )
+from fer_pi.board.pixels import scale_into, takes_bgra
 from fer_pi.core.constants import PRIVACY, ROTATIONS
 from fer_pi.core.labels import UNCERTAIN
 from fer_pi.core.records import FrameResult, room_summary
@@ -177,6 +178,20 @@ class Board:
         if overlay:
             self._draw_overlay(surface, lay, stats, len(result.faces) if result else 0)
 
+    def _pixelate(self, picture: np.ndarray, result: FrameResult, scale: float) -> None:
+        """privacy 'pixelate': each face's box and a margin (hair and ears too) in blocks,
+        in the scaled picture before any mirroring."""
+        if self.privacy != "pixelate":
+            return
+        th, tw = picture.shape[:2]
+        for face in result.faces:
+            b, m = face.box, 0.15 * face.box.w
+            x0, y0 = max(0, int((b.x - m) * scale)), max(0, int((b.y - m) * scale))
+            x1 = min(tw, int((b.x + b.w + m) * scale) + 1)
+            y1 = min(th, int((b.y + b.h + m) * scale) + 1)
+            if x1 > x0 and y1 > y0:
+                picture[y0:y1, x0:x1] = pixelate(picture[y0:y1, x0:x1])
+
     def _draw_picture(self, surface: pygame.Surface, lay: Layout, result: FrameResult,
                       ty: Type) -> None:
         image = result.frame.image
@@ -192,17 +207,13 @@ class Board:
         ox, oy = box.x + (box.w - tw) // 2, box.y
         if self.privacy == "no_picture":
             pygame.draw.rect(surface, PANEL, pygame.Rect(ox, oy, tw, th))
+        elif takes_bgra(surface):  # scaled once, straight into the screen's own pixels
+            scale_into(surface, image, ox, oy, tw, th, mirror=self.mirror,
+                       edit=lambda picture: self._pixelate(picture, result, scale))
         else:
             # one resize into the picture's size; pygame reads the BGR pixels where they are
             rgb = cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR)
-            if self.privacy == "pixelate":
-                for face in result.faces:  # the box and a margin: hair and ears too
-                    b, m = face.box, 0.15 * face.box.w
-                    x0, y0 = max(0, int((b.x - m) * scale)), max(0, int((b.y - m) * scale))
-                    x1 = min(tw, int((b.x + b.w + m) * scale) + 1)
-                    y1 = min(th, int((b.y + b.h + m) * scale) + 1)
-                    if x1 > x0 and y1 > y0:
-                        rgb[y0:y1, x0:x1] = pixelate(rgb[y0:y1, x0:x1])
+            self._pixelate(rgb, result, scale)
             if self.mirror:
                 rgb = cv2.flip(rgb, 1)
             surface.blit(pygame.image.frombuffer(np.ascontiguousarray(rgb), (tw, th), "BGR"),
