@@ -83,3 +83,44 @@ def test_the_published_onset_study_is_of_the_shipped_defaults_and_model():
         d = next(r for r in block["rows"] if r["setting"] == "defaults")
         row = next(ln for ln in doc.splitlines() if ln.startswith(f"| **{fps} FPS** |"))
         assert f"{100 * d['frames_right_shown']:.1f} %" in row, (fps, row)
+
+
+def test_probabilities_are_collected_every_frame_and_cached_per_pipeline(tiny_set, tmp_path):
+    """The replay applies classify.max_hz itself, so the collected probabilities are read on
+    every frame; the cache is another one when the finding settings or the vision code
+    change (they move the boxes, so the crops), not only the model or the rendering."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from fer_pi.app.config import Config
+    from fer_pi.vision.classify import Classifier
+    from fer_pi.vision.modelfile import resolve_model
+    from fer_tools.realfaces import manifest_rows
+
+    cfg = Config()
+    assert cfg.classify.max_hz > 0  # the device's default thins readings ...
+    assert on.collecting(cfg).classify.max_hz == 0.0  # ... the collection does not
+    assert not on.collecting(cfg).smooth.enabled
+    model = resolve_model("default")
+    clf = Classifier(model, threads=1, flip_tta=True)
+    onsets = on.choose(manifest_rows(tiny_set), {"99"}, per_class=1, seed=0)
+
+    def key(c):
+        return on.cache_key(onsets, 10.0, model, clf, tiny_set, c)
+
+    base = key(cfg)
+    assert key(cfg) == base
+    assert key(replace(cfg, classify=replace(cfg.classify, max_hz=10.0))) == base  # replayed
+    assert key(replace(cfg, board=replace(cfg.board, mirror=True))) == base  # drawing only
+    assert key(replace(cfg, detect=replace(cfg.detect, min_neighbors=4))) != base
+    assert key(replace(cfg, track=replace(cfg.track, detect_every=3))) != base
+    # the vision code: an edit to any of its files is another pipeline
+    import shutil
+
+    import fer_pi.vision as vision
+
+    code = tmp_path / "vision"
+    shutil.copytree(Path(vision.__file__).parent, code)
+    assert on.pipeline_digest(cfg, code) == on.pipeline_digest(cfg)
+    (code / "detect.py").write_text((code / "detect.py").read_text() + "\n# edited\n")
+    assert on.pipeline_digest(cfg, code) != on.pipeline_digest(cfg)

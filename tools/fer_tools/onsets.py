@@ -169,13 +169,37 @@ def render(onset: Onset, folder: Path, fps: float) -> Iterator[tuple[float, np.n
         yield t, frame, truth(t, onset.label)
 
 
+def collecting(cfg):
+    """The settings the probabilities are collected with: smoothing off, and every face read
+    on every frame (classify.max_hz 0), so that the replay can apply any rate itself;
+    collected at the default 15 Hz, a replay at 10 Hz would thin readings already thinned."""
+    return replace(cfg, smooth=replace(cfg.smooth, enabled=False),
+                   classify=replace(cfg.classify, max_hz=0.0))
+
+
+def pipeline_digest(cfg, code: Path | None = None) -> str:
+    """What else decides the per-frame probabilities: the finding, tracking and crop
+    settings, and the vision code itself (a change to how faces are found changes the
+    boxes, so the crops, so the probabilities, with no setting changed)."""
+    if code is None:
+        import fer_pi.vision as vision
+
+        code = Path(vision.__file__).parent
+    h = hashlib.sha256(json.dumps({k: asdict(getattr(cfg, k)) for k in
+                                   ("detect", "track", "classify", "model")},
+                                  sort_keys=True, default=str).encode())
+    for src in sorted(code.glob("*.py")):
+        h.update(src.name.encode() + src.read_bytes())
+    return h.hexdigest()
+
+
 def classify(onsets: list[Onset], folder: Path, fps: float, cfg, classifier) -> np.ndarray:
     """(onsets, frames, 7) raw probabilities of the largest face shown (NaN: none shown),
     through the device's pipeline with smoothing off."""
     from fer_pi.app.assemble import build
     from fer_pi.core.records import Frame
 
-    cfg = replace(cfg, smooth=replace(cfg.smooth, enabled=False))
+    cfg = collecting(cfg)
     n = int(round(duration_s() * fps))
     out = np.full((len(onsets), n, len(LABELS)), np.nan, np.float32)
     for k, onset in enumerate(onsets):
@@ -340,9 +364,11 @@ def settings_grid(base: SmoothSettings) -> list[tuple[str, SmoothSettings]]:
     return grid
 
 
-def cache_key(onsets: list[Onset], fps: float, model: Path, classifier, folder: Path) -> str:
+def cache_key(onsets: list[Onset], fps: float, model: Path, classifier, folder: Path,
+              cfg) -> str:
     manifest = folder / "MANIFEST.tsv"
     return json.dumps({"render": RENDER_VERSION, "fps": fps, "model": file_sha256(model),
+                       "pipeline": pipeline_digest(collecting(cfg)),
                        "flip_tta": classifier.flip_tta, "temperature": classifier.temperature,
                        "manifest": file_sha256(manifest) if manifest.is_file() else "",
                        "onsets": hashlib.sha256(json.dumps([asdict(o) for o in onsets]
@@ -351,7 +377,7 @@ def cache_key(onsets: list[Onset], fps: float, model: Path, classifier, folder: 
 
 
 def probabilities(onsets, folder, fps, cfg, classifier, model, cache: Path | None):
-    key = cache_key(onsets, fps, model, classifier, folder)
+    key = cache_key(onsets, fps, model, classifier, folder, cfg)
     path = cache / f"onsets_{fps:g}fps.npz" if cache else None
     if path is not None and path.is_file():
         try:
