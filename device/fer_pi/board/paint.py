@@ -30,7 +30,7 @@ from fer_pi.board.layout import (
     layout,
     type_for,
 )
-from fer_pi.board.pixels import scale_into, takes_bgra
+from fer_pi.board.pixels import PictureScaler, takes_bgra
 from fer_pi.core.constants import PRIVACY, ROTATIONS
 from fer_pi.core.labels import UNCERTAIN
 from fer_pi.core.records import FrameResult, room_summary
@@ -116,6 +116,7 @@ class Board:
         # screen (SDL's KMSDRM ignores the kernel's rotate=, so nothing else turns it)
         self.rotate = rotate
         self._canvas: pygame.Surface | None = None
+        self._scaler = PictureScaler()  # the picture straight into a 32-bit screen
         self.deck = CardDeck(max_cards, fade_s)
         self._fonts: dict[int, _CachedFont] = {}
         self._by_height: dict[int, _CachedFont] = {}
@@ -208,8 +209,8 @@ class Board:
         if self.privacy == "no_picture":
             pygame.draw.rect(surface, PANEL, pygame.Rect(ox, oy, tw, th))
         elif takes_bgra(surface):  # scaled once, straight into the screen's own pixels
-            scale_into(surface, image, ox, oy, tw, th, mirror=self.mirror,
-                       edit=lambda picture: self._pixelate(picture, result, scale))
+            self._scaler.into(surface, image, ox, oy, tw, th, mirror=self.mirror,
+                              edit=lambda picture: self._pixelate(picture, result, scale))
         else:
             # one resize into the picture's size; pygame reads the BGR pixels where they are
             rgb = cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR)

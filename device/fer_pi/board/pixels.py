@@ -29,25 +29,37 @@ def takes_bgra(surface: pygame.Surface) -> bool:
             and np.little_endian)
 
 
-def scale_into(surface: pygame.Surface, image: np.ndarray, x: int, y: int, w: int, h: int,
-               edit: Callable[[np.ndarray], None] | None = None, mirror: bool = False) -> None:
-    """A BGR ``image`` scaled (bilinear) into the surface's pixels at (x, y, w, h): the
-    surface must take BGRA (takes_bgra). ``edit`` changes the scaled picture in place
-    before it is mirrored (privacy's blocks). The surface is locked only inside this call:
-    every view of its memory is gone when it returns, so blits onto it work again."""
-    sw, sh = surface.get_size()
-    if not (0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= sw and y + h <= sh):
-        raise ValueError(f"({x}, {y}, {w}, {h}) is not inside the {sw}x{sh} surface")
-    small = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
-    rows = np.frombuffer(surface.get_buffer(), np.uint8).reshape(sh, surface.get_pitch())
-    pixels = rows[y:y + h, 4 * x:4 * (x + w)].reshape(h, w, 4)
-    try:
-        out = cv2.resize(small, (w, h), dst=pixels, interpolation=cv2.INTER_LINEAR)
-        if not np.shares_memory(out, pixels):  # an OpenCV that would not write there
-            pixels[...] = out
-        if edit is not None:
-            edit(pixels)
-        if mirror:
-            cv2.flip(pixels, 1, dst=pixels)  # in place (numpy's [:, ::-1] copy: 25x slower)
-    finally:
-        del rows, pixels  # the last views of the buffer: the surface is unlocked here
+class PictureScaler:
+    """Scales the camera's pictures into a surface's pixels, frame after frame. It keeps
+    its BGRA copy of the picture between frames: a new 1.2 MB array each frame (640x480)
+    cost about 1 ms in the loop, in page faults, against 0.2 ms to convert into the same
+    one."""
+
+    def __init__(self) -> None:
+        self._bgra: np.ndarray | None = None
+
+    def into(self, surface: pygame.Surface, image: np.ndarray, x: int, y: int, w: int, h: int,
+             edit: Callable[[np.ndarray], None] | None = None, mirror: bool = False) -> None:
+        """A BGR ``image`` scaled (bilinear) into the surface's pixels at (x, y, w, h): the
+        surface must take BGRA (takes_bgra). ``edit`` changes the scaled picture in place
+        before it is mirrored (privacy's blocks). The surface is locked only inside this
+        call: no view of its memory outlives it, so blits onto it work again."""
+        sw, sh = surface.get_size()
+        if not (0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= sw and y + h <= sh):
+            raise ValueError(f"({x}, {y}, {w}, {h}) is not inside the {sw}x{sh} surface")
+        if self._bgra is None or self._bgra.shape[:2] != image.shape[:2]:
+            self._bgra = np.empty((*image.shape[:2], 4), np.uint8)
+        small = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA, dst=self._bgra)
+        rows = np.frombuffer(surface.get_buffer(), np.uint8).reshape(sh, surface.get_pitch())
+        pixels = rows[y:y + h, 4 * x:4 * (x + w)].reshape(h, w, 4)
+        try:
+            out = cv2.resize(small, (w, h), dst=pixels, interpolation=cv2.INTER_LINEAR)
+            if not np.shares_memory(out, pixels):  # an OpenCV that would not write there
+                pixels[...] = out
+            del out
+            if edit is not None:
+                edit(pixels)
+            if mirror:
+                cv2.flip(pixels, 1, dst=pixels)  # in place (numpy's [:, ::-1]: 25x slower)
+        finally:
+            del rows, pixels  # the last views of the buffer: the surface is unlocked here
