@@ -206,6 +206,38 @@ def test_the_motion_gate_skips_a_still_room_and_scans_where_a_face_came_in():
     assert (gate.whole, gate.regional, gate.skipped) == (4, 1, 3)
 
 
+def test_a_picture_moving_as_a_whole_backs_its_whole_scans_off_until_someone_new_comes():
+    """A camera panning (every frame a large change) while a face is followed: whole scans
+    0.2, 0.4, 0.8, 1.6 s apart, then every full_every_s; a newcomer found brings the
+    0.2 s back; with nobody followed, every large change is scanned at once."""
+    from fer_pi.vision.motion import WHOLE_GAP_S
+
+    gate = MotionGate(full_every_s=2.0, min_face=32)
+    known = [FaceBox(300, 200, 60, 60)]
+    rng = np.random.default_rng(3)
+
+    def frame() -> np.ndarray:  # a new picture each time: all of it changed
+        return rng.integers(0, 255, (480, 640), np.uint8)
+
+    def whole_times(t0: float, t1: float, faces) -> list[float]:
+        out = []
+        for i in range(round((t1 - t0) * 30)):
+            t = t0 + i / 30
+            if gate.plan(frame(), t, faces) is None:
+                out.append(round(t, 2))
+        return out
+
+    times = whole_times(0.0, 9.0, known)
+    gaps = np.diff(times)
+    assert times[0] == 0.0
+    assert list(np.round(gaps[:4], 1)) == [0.2, 0.4, 0.8, 1.6]
+    assert all(1.97 <= g <= 2.04 for g in gaps[4:]) and len(gaps) == 6  # ... 3.0, 5.0, 7.0
+    gate.newcomer()
+    again = whole_times(9.0, 9.5, known)
+    assert again and again[0] < 9.0 + WHOLE_GAP_S + 0.04  # soon again after a newcomer
+    assert len(whole_times(9.5, 9.7, [])) == 6  # nobody followed: every one at once
+
+
 def test_a_regional_scan_on_a_cameras_small_copy_gives_frame_boxes():
     import cv2
 

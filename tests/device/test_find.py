@@ -204,9 +204,9 @@ def test_a_known_face_is_found_near_first_and_in_the_whole_reach_when_not(face, 
     windows = []
     original = haar._near
 
-    def spy(gray_, exp, reach, mn):
+    def spy(gray_, exp, reach, mn, whole_only=False):
         windows.append(reach)
-        return original(gray_, exp, reach, mn)
+        return original(gray_, exp, reach, mn, whole_only)
 
     haar._near = spy
     got = haar.detect_near(gray, expected)
@@ -218,3 +218,48 @@ def test_a_known_face_is_found_near_first_and_in_the_whole_reach_when_not(face, 
     # near where it was expected, one small window; half a face away, both
     assert windows == ([dt.NEAR_FIRST_REACH] if shift < dt.NEAR_FIRST_REACH else
                        [dt.NEAR_FIRST_REACH, 0.6])
+
+
+def test_only_a_face_alone_is_looked_for_near_first(face):
+    """A face with another in its window is looked for in the whole window at once (a
+    small window's edge could cut one and hand its box to the other); a face alone, near
+    first. Through FaceFinder's refinds on a real frame."""
+    from dataclasses import replace
+
+    from fer_pi.core.records import FaceBox
+    from fer_pi.vision import detect as dt
+    from fer_pi.vision.find import FaceFinder, _close
+    from fer_pi.vision.track import Tracker
+
+    a = FaceBox(100, 100, 50, 50)
+    assert _close(a, FaceBox(170, 100, 50, 50)) and _close(FaceBox(170, 100, 50, 50), a)
+    assert not _close(a, FaceBox(240, 100, 50, 50)) and not _close(a, FaceBox(100, 240, 50, 50))
+
+    frame = compose([Placement(20, 60, 200), Placement(230, 60, 200), Placement(430, 200, 200)],
+                    face=face)
+    gray = dt.to_gray(frame)
+    haar = dt.HaarDetector(min_size=32, detect_width=0)
+    finder = FaceFinder(haar, Tracker(), None, scan_every=100, detect_every=1,
+                        confirm_frames=1)
+    finder.find(gray, 0)  # the first frame scans whole: three faces followed
+    assert len(finder.tracker.tracks) == 3
+    calls = []
+    original = haar.detect_near
+
+    def spy(g, expected, reach=0.6, min_neighbors=None, first=True):
+        calls.append(first)
+        return original(g, expected, reach, min_neighbors, first)
+
+    haar.detect_near = spy
+    finder.find(gray, 1)
+    assert calls == [True, True, True]  # far apart: each looked for near first
+    # the tracker now expects the second face right beside the first
+    tr = finder.tracker
+    first, second = sorted(tr.tracks, key=lambda t: t.box.x)[:2]
+    beside = FaceBox(first.box.x + first.box.w + 10, first.box.y, first.box.w, first.box.h)
+    tr.tracks = [replace(t, box=beside, vx=0.0, vy=0.0, vs=0.0) if t.id == second.id else t
+                 for t in tr.tracks]
+    calls.clear()
+    finder.find(gray, 2)
+    flags = dict(zip([t.id for t in sorted(tr.tracks, key=lambda t: t.id)], calls, strict=False))
+    assert flags[first.id] is False and flags[second.id] is False and sum(calls) == 1

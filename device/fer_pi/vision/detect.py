@@ -34,7 +34,7 @@ class Detector(Protocol):
     def detect_scaled(self, small: np.ndarray, scale: float) -> list[FaceBox]: ...
 
     def detect_near(self, image: np.ndarray, expected: FaceBox, reach: float = 0.6,
-                    min_neighbors: int | None = None) -> FaceBox | None: ...
+                    min_neighbors: int | None = None, first: bool = True) -> FaceBox | None: ...
 
     def clone(self) -> Detector: ...
 
@@ -169,18 +169,21 @@ class HaarDetector:
         return boxes[: self.max_faces]
 
     def detect_near(self, gray: np.ndarray, expected: FaceBox, reach: float = 0.6,
-                    min_neighbors: int | None = None) -> FaceBox | None:
+                    min_neighbors: int | None = None, first: bool = True) -> FaceBox | None:
         """The face nearest ``expected`` within ``reach`` of its size around it, between
-        NEAR_SIZES times its size; None if the cascade finds none there. Looked for within
-        NEAR_FIRST_REACH first, where it nearly always is."""
-        if reach > NEAR_FIRST_REACH:
-            box = self._near(gray, expected, NEAR_FIRST_REACH, min_neighbors)
+        NEAR_SIZES times its size; None if the cascade finds none there. With ``first``,
+        looked for within NEAR_FIRST_REACH first, where it nearly always is (the caller
+        says no where another face is near: see FaceFinder)."""
+        if first and reach > NEAR_FIRST_REACH:
+            box = self._near(gray, expected, NEAR_FIRST_REACH, min_neighbors, whole_only=True)
             if box is not None:
                 return box
         return self._near(gray, expected, reach, min_neighbors)
 
     def _near(self, gray: np.ndarray, expected: FaceBox, reach: float,
-              min_neighbors: int | None) -> FaceBox | None:
+              min_neighbors: int | None, whole_only: bool = False) -> FaceBox | None:
+        """``whole_only``: None where the face found touches the window's edge inside the
+        frame (it may be cut there, its box off, or another face partly in view)."""
         h, w = gray.shape[:2]
         side = max(expected.w, expected.h, 1)
         m = side * reach
@@ -207,6 +210,10 @@ class HaarDetector:
         best = min(rects, key=lambda r: (x0 + (r[0] + r[2] / 2) / scale - ex) ** 2
                    + (y0 + (r[1] + r[3] / 2) / scale - ey) ** 2)
         x, y, bw, bh = best
+        rh, rw = roi.shape[:2]
+        if whole_only and ((x <= 1 and x0 > 0) or (y <= 1 and y0 > 0)
+                           or (x + bw >= rw - 1 and x1 < w) or (y + bh >= rh - 1 and y1 < h)):
+            return None
         return FaceBox(round(x0 + x / scale), round(y0 + y / scale), round(bw / scale),
                        round(bh / scale))
 

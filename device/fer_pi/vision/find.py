@@ -149,6 +149,15 @@ def _predicted(skipped: list[Track], matched: set[int], tracks: list[Track],
     return [(t, t.predicted(max(1, index - t.last_frame))) for t in tracks if t.id in seen]
 
 
+def _close(a: FaceBox, b: FaceBox, reach: float = 0.6) -> bool:
+    """Whether ``b`` reaches into the window ``a`` is looked for in (``reach`` of its size
+    around it)."""
+    side = max(a.w, a.h)
+    (ax, ay), (bx, by) = a.center, b.center
+    return (abs(ax - bx) < (0.5 + reach) * side + b.w / 2
+            and abs(ay - by) < (0.5 + reach) * side + b.h / 2)
+
+
 def _overlaps(box: FaceBox, others: list[FaceBox]) -> bool:
     return any(box.iou(o) > 0.4 for o in others)
 
@@ -210,9 +219,14 @@ class FaceFinder:
                 self.worker.submit(gray, small, index, regions)
         near: list[FaceBox] = []
         skipped = [] if refind else [t for t in tr.tracks if t.id in self._confirmed]
-        for t in tr.tracks:
+        expected = [t.predicted(max(1, index - t.last_frame)) for t in tr.tracks]
+        for k, t in enumerate(tr.tracks):
             if refind or t.id not in self._confirmed:
-                box = self.detector.detect_near(gray, t.predicted(max(1, index - t.last_frame)))
+                # a face alone is looked for near where it should be first; beside another
+                # one, in the whole window at once (a small window's edge can cut a face
+                # and hand one face's box to the other)
+                alone = not any(_close(expected[k], e) for j, e in enumerate(expected) if j != k)
+                box = self.detector.detect_near(gray, expected[k], first=alone)
                 if box is not None and not _overlaps(box, near):
                     near.append(box)
         if stale:
@@ -222,7 +236,10 @@ class FaceFinder:
         if not refind and not found:
             pairs = tr.predict(index)
         else:
+            before = {k.id for k in tr.tracks}
             pairs = tr.update(near + [b for b in found if not _overlaps(b, near)], index)
+            if self.gate is not None and any(k.id not in before for k, _ in pairs):
+                self.gate.newcomer()
             if skipped:  # only new faces were looked for: the known ones move on as predicted
                 pairs += _predicted(skipped, {t.id for t, _ in pairs}, tr.tracks, index)
         shown = self._shown(pairs, gray)

@@ -31,7 +31,12 @@ WHOLE_SHARE = 0.45
 # large moving picture, as a person close to the camera, would otherwise ask for a whole
 # scan every few frames: more than the scans without the gate, which were 6 frames apart
 # at 30 FPS); until then that scan is skipped and its change still waits against the same
-# reference. In a room where nobody is followed a large change is scanned at once.
+# reference. In a room where nobody is followed a large change is scanned at once. The gap
+# doubles with each such scan, up to full_every_s, and falls back to this when a scan finds
+# a face not followed yet: a picture that keeps moving as a whole (a camera panning or
+# shaking, a photograph drifting across the frame) and shows nobody new stops costing a
+# whole scan every few frames (the one-face clip: a sixth of its frames), while a newcomer
+# in it is still found by the whole scan every full_every_s.
 WHOLE_GAP_S = 0.2
 # around a followed face, in face sizes: to each side, above, below (a body moves with its
 # head; a new face there waits for the next whole scan)
@@ -48,6 +53,7 @@ class MotionGate:
     whole: int = 0  # scans planned whole, in regions, and skipped: for fer-bench and tests
     regional: int = 0
     skipped: int = 0
+    _gap: float = WHOLE_GAP_S  # now, between whole scans for large changes (see above)
 
     def plan(self, image: np.ndarray, t: float, known: Sequence[FaceBox]) -> list[Rect] | None:
         """For a scan that is due on this frame: None to scan it whole, [] to skip it, or
@@ -78,11 +84,19 @@ class MotionGate:
             rects.append((max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))))
         rects = merged(rects)
         if sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in rects) > WHOLE_SHARE * w * h:
-            if known and t - self._last_full < WHOLE_GAP_S - 1e-6:
+            if not known:
+                self._gap = WHOLE_GAP_S
+            elif t - self._last_full < self._gap - 1e-6:
                 return self._skip(ref)
+            else:
+                self._gap = min(2 * self._gap, self.full_every_s)
             return self._whole(t)
         self.regional += 1
         return rects
+
+    def newcomer(self) -> None:
+        """A scan found a face not followed before: large changes are scanned soon again."""
+        self._gap = WHOLE_GAP_S
 
     def _whole(self, t: float) -> None:
         self._last_full = t

@@ -199,7 +199,7 @@ class YuNetDetector:
         return boxes[: self.max_faces]
 
     def detect_near(self, image: np.ndarray, expected: FaceBox, reach: float = 0.5,
-                    min_neighbors: int | None = None) -> FaceBox | None:
+                    min_neighbors: int | None = None, first: bool = True) -> FaceBox | None:
         """The face nearest ``expected`` within ``reach`` of its size around it, between 0.7
         and 1.45 times its size; None if YuNet finds none there. The window is turned by the
         tilt the face had (its landmarks), so YuNet sees it nearly upright: it finds it
