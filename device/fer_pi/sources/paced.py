@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 
 from fer_pi.core.records import Frame
-from fer_pi.sources.base import FrameSource
+from fer_pi.sources.base import FrameSource, Wrapped
 
 
-class Paced:
+class Paced(Wrapped):
     """Hands each frame over no sooner than its clip time after the first: a kiosk looping
     a clip, or a page watching a replayed room, sees the room at the pace it was filmed
     instead of as fast as the file decodes. A loop slower than the clip is never made to
@@ -18,23 +18,16 @@ class Paced:
 
     def __init__(self, inner: FrameSource, stop: threading.Event | None = None,
                  clock: Callable[[], float] = time.monotonic):
-        self.inner, self.stop, self.clock = inner, stop or threading.Event(), clock
+        super().__init__(inner)
+        self.stop, self.clock = stop or threading.Event(), clock
         self._start: tuple[float, float] | None = None  # (wall, clip) of the first frame
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def corrupt_frames(self) -> int:
-        return self.inner.corrupt_frames
 
     @property
     def fps(self) -> float | None:
         return getattr(self.inner, "fps", None)
 
     def open(self) -> None:
-        self.inner.open()
+        super().open()
         self._start = None
 
     def read(self) -> Frame | None:
@@ -48,6 +41,3 @@ class Paced:
         if wait > 0:
             self.stop.wait(wait)
         return frame
-
-    def close(self) -> None:
-        self.inner.close()

@@ -7,12 +7,12 @@ from dataclasses import replace
 import cv2
 
 from fer_pi.core.records import Frame
-from fer_pi.sources.base import FrameSource
+from fer_pi.sources.base import FrameSource, Wrapped
 
 _TURNS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
-class Turned:
+class Turned(Wrapped):
     """A source whose pictures are turned clockwise by 90, 180 or 270 degrees, for a
     camera mounted upside down or on its side: Haar finds upright faces only. The
     detection copy (the Pi camera's lores plane) is turned with the picture."""
@@ -20,18 +20,8 @@ class Turned:
     def __init__(self, inner: FrameSource, degrees: int):
         if degrees not in _TURNS:
             raise ValueError(f"rotate must be 90, 180 or 270, not {degrees}")
-        self.inner, self.code = inner, _TURNS[degrees]
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def corrupt_frames(self) -> int:
-        return self.inner.corrupt_frames
-
-    def open(self) -> None:
-        self.inner.open()
+        super().__init__(inner)
+        self.code = _TURNS[degrees]
 
     def read(self) -> Frame | None:
         frame = self.inner.read()
@@ -40,6 +30,3 @@ class Turned:
         small = frame.detect_gray
         return replace(frame, image=cv2.rotate(frame.image, self.code),
                        detect_gray=None if small is None else cv2.rotate(small, self.code))
-
-    def close(self) -> None:
-        self.inner.close()
