@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pygame
 import pytest
@@ -397,8 +399,9 @@ def test_a_card_picture_is_cut_five_times_a_second_not_every_frame(face):
 def test_the_picture_scaled_into_the_screen_is_the_blitted_one(face, privacy, mirror,
                                                                 monkeypatch):
     """A 32-bit screen gets the picture scaled straight into its pixels (board/pixels.py);
-    other screens, as before, a scaled copy blitted: the same board to the pixel, every
-    privacy and mirror (pixelate's blocks where the faces are, before the mirror)."""
+    other screens, as before, a scaled copy blitted: the same board, every privacy and
+    mirror (pixelate's blocks where the faces are, before the mirror), to the pixel on
+    x86_64 and within two grey levels of the picture on aarch64."""
     from fer_pi.board import paint, pixels
 
     result = _result(face, n_faces=2)
@@ -416,4 +419,10 @@ def test_the_picture_scaled_into_the_screen_is_the_blitted_one(face, privacy, mi
         surface.blit(pygame.Surface((4, 4)), (0, 0))
     pic = layout((1280, 720)).picture
     assert boards[True][:, :pic.w].std() > 10  # a picture, not an empty area
-    assert np.array_equal(boards[True], boards[False])
+    diff = np.abs(boards[True].astype(int) - boards[False])
+    assert not diff[:, pic.w:].any()  # beside the picture: the same board
+    # the picture: OpenCV's bilinear kernels for 4 and 3 channels give the same pixels on
+    # x86_64; aarch64's (NEON) round a sixth of them one grey level apart, a few two
+    assert diff.max() <= 2
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert not diff.any()

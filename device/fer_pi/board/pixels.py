@@ -3,7 +3,8 @@
 A 1080p board draws a 1440x1080 picture every frame. Scaled into a BGR array and then
 blitted, it is written twice, the blit converting 24-bit pixels to the screen's 32-bit
 ones; on a Pi that is memory bandwidth the loop does not have. Scaled as BGRA straight
-into the surface's memory, it is written once (identical pixels; a 1080p board of four
+into the surface's memory, it is written once (the same pixels on x86_64, within two
+grey levels on aarch64, whose OpenCV rounds its 4-channel resize apart; a 1080p board of four
 faces off-screen here: 5.5 ms of CPU a draw against 6.0, medians of 20 alternations).
 Hand-written because pygame has no call that scales into a sub-rectangle of a surface;
 OpenCV's resize writes into the numpy view of it that pygame's buffer protocol gives.
