@@ -22,10 +22,6 @@ class Paced(Wrapped):
         self.stop, self.clock = stop or threading.Event(), clock
         self._start: tuple[float, float] | None = None  # (wall, clip) of the first frame
 
-    @property
-    def fps(self) -> float | None:
-        return getattr(self.inner, "fps", None)
-
     def open(self) -> None:
         super().open()
         self._start = None

@@ -11,6 +11,8 @@ import numpy as np
 from fer_pi.core.records import FaceBox
 
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
+# how far around where the tracker expects a known face it is looked for, in its size
+NEAR_REACH = 0.6
 _SYSTEM_DIRS = (
     "/usr/share/opencv4/haarcascades",
     "/usr/share/opencv/haarcascades",
@@ -33,7 +35,7 @@ class Detector(Protocol):
 
     def detect_scaled(self, small: np.ndarray, scale: float) -> list[FaceBox]: ...
 
-    def detect_near(self, image: np.ndarray, expected: FaceBox, reach: float = 0.6,
+    def detect_near(self, image: np.ndarray, expected: FaceBox, reach: float = NEAR_REACH,
                     min_neighbors: int | None = None, first: bool = True) -> FaceBox | None: ...
 
     def clone(self) -> Detector: ...
@@ -76,10 +78,9 @@ CASCADE_WINDOW = 24
 # sizes of the one expected (0.7-1.45 cost 8 % more and found no more faces)
 NEAR_WINDOWS = 2.0
 NEAR_SIZES = (0.8, 1.25)
-# a known face is looked for first this close to where the tracker expects it (a fraction
-# of its size each way), and in the whole reach only where it is not there: most frames it
-# is, and the cascade's cost grows with the window's area (on one core the moving-faces
-# clips cost 36 % less CPU a frame, recall 0.956 -> 0.959, fragments 3 -> 2)
+# a face alone is looked for first this close, and in the whole reach only where it is not
+# there or touches that window's edge: most frames it is there, and the cascade's cost grows
+# with the window's area (docs/performance.md, session 13)
 NEAR_FIRST_REACH = 0.3
 
 
@@ -168,7 +169,7 @@ class HaarDetector:
         boxes.sort(key=lambda b: b.w * b.h, reverse=True)
         return boxes[: self.max_faces]
 
-    def detect_near(self, gray: np.ndarray, expected: FaceBox, reach: float = 0.6,
+    def detect_near(self, gray: np.ndarray, expected: FaceBox, reach: float = NEAR_REACH,
                     min_neighbors: int | None = None, first: bool = True) -> FaceBox | None:
         """The face nearest ``expected`` within ``reach`` of its size around it, between
         NEAR_SIZES times its size; None if the cascade finds none there. With ``first``,

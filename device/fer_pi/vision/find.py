@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from fer_pi.core.records import FaceBox
-from fer_pi.vision.detect import Detector, HaarDetector, shrunk
+from fer_pi.vision.detect import NEAR_REACH, Detector, HaarDetector, shrunk
 from fer_pi.vision.motion import MotionGate, Rect
 from fer_pi.vision.track import Track, Tracker
 
@@ -149,7 +149,7 @@ def _predicted(skipped: list[Track], matched: set[int], tracks: list[Track],
     return [(t, t.predicted(max(1, index - t.last_frame))) for t in tracks if t.id in seen]
 
 
-def _close(a: FaceBox, b: FaceBox, reach: float = 0.6) -> bool:
+def _close(a: FaceBox, b: FaceBox, reach: float = NEAR_REACH) -> bool:
     """Whether ``b`` reaches into the window ``a`` is looked for in (``reach`` of its size
     around it)."""
     side = max(a.w, a.h)
@@ -219,16 +219,16 @@ class FaceFinder:
                 self.worker.submit(gray, small, index, regions)
         near: list[FaceBox] = []
         skipped = [] if refind else [t for t in tr.tracks if t.id in self._confirmed]
-        expected = [t.predicted(max(1, index - t.last_frame)) for t in tr.tracks]
-        for k, t in enumerate(tr.tracks):
-            if refind or t.id not in self._confirmed:
-                # a face alone is looked for near where it should be first; beside another
-                # one, in the whole window at once (a small window's edge can cut a face
-                # and hand one face's box to the other)
-                alone = not any(_close(expected[k], e) for j, e in enumerate(expected) if j != k)
-                box = self.detector.detect_near(gray, expected[k], first=alone)
-                if box is not None and not _overlaps(box, near):
-                    near.append(box)
+        looked = [k for k, t in enumerate(tr.tracks) if refind or t.id not in self._confirmed]
+        expected = [t.predicted(max(1, index - t.last_frame)) for t in tr.tracks] if looked else []
+        for k in looked:
+            # a face alone is looked for near where it should be first; beside another one,
+            # in the whole window at once (a small window's edge can cut a face and hand one
+            # face's box to the other)
+            alone = not any(_close(expected[k], e) for j, e in enumerate(expected) if j != k)
+            box = self.detector.detect_near(gray, expected[k], first=alone)
+            if box is not None and not _overlaps(box, near):
+                near.append(box)
         if stale:
             found = from_stale_scan(found, tr.tracks, index)
         refind = refind or bool(near)
